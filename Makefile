@@ -1,0 +1,37 @@
+# Two commands for a newcomer: `make demo` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast install bench airflow clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
+
+# Reinstall whenever the project's dependencies change.
+$(STAMP): pyproject.toml | $(PY)
+	$(UV) pip install --quiet --python $(PY) -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/akool-flows demo
+
+test: $(STAMP)
+	bash scripts/ensure-chromium.sh || true
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The same suite without the slow real-component tests (Airflow CLI, browser).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) results .pytest_cache
