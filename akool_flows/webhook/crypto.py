@@ -1,0 +1,368 @@
+"""Akool's webhook scheme: AES-CBC encryption and the sha1 "signature".
+
+The algorithm (docs, Webhook page, and its Node/Python/Java samples):
+
+* key        = clientSecret as UTF-8 (docs: 24 bytes, AES-192; any AES length works)
+* IV         = clientId as UTF-8, cut to 16 bytes; a shorter id is padded. crypto-js (the
+  main Node sample) effectively pads with NUL bytes, the Python sample pads with NUL too,
+  other official snippets pad with spaces, so decryption accepts both.
+* dataEncrypt = base64(AES-CBC(PKCS#7(plaintext)))
+* signature  = hex(sha1(concat(sorted([clientId, str(timestamp), str(nonce), dataEncrypt]))))
+
+The signature contains no secret: it proves the body was not altered in transit, not who
+sent it, and CBC has no MAC. Treat a verified event as "well-formed", and rely on the
+receiver's other rules (known job ids, timestamp window, unguessable path) for origin.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from Crypto.Cipher import AES
+
+from akool_flows.webhook.errors import WebhookVerificationError
+from akool_flows.webhook.events import WebhookEvent
+
+__all__ = [
+    "IV_PADDINGS",
+    "build_webhook_body",
+    "decrypt",
+    "encrypt",
+    "parse_body",
+    "sign",
+    "verify_and_decrypt",
+]
+
+_BLOCK = AES.block_size  # 16
+_VALID_KEY_LENGTHS = (16, 24, 32)
+# Tried in this order when decrypting: NUL is what crypto-js and the Python sample do.
+IV_PADDINGS: tuple[bytes, ...] = (b"\0", b" ")
+
+_SIGNATURE_RE = re.compile(r"[0-9a-fA-F]{40}")
+_DIGITS_RE = re.compile(r"[0-9]{1,19}")
+_BASE64_RE = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+_MAX_NONCE_LEN = 128
+
+
+# --- keys and IVs -----------------------------------------------------------------------
+
+
+def _aes_key(client_secret: str) -> bytes:
+    if not isinstance(client_secret, str):
+        raise TypeError("client_secret must be a str")
+    key = client_secret.encode("utf-8")
+    if len(key) not in _VALID_KEY_LENGTHS:
+        # Never echo the secret, only its length.
+        raise ValueError(
+            f"client_secret must be 16, 24 or 32 bytes in UTF-8 to be an AES key "
+            f"(Akool issues 24-character secrets); got {len(key)} bytes"
+        )
+    return key
+
+
+def _iv(client_id: str, pad: bytes) -> bytes:
+    if not isinstance(client_id, str):
+        raise TypeError("client_id must be a str")
+    if not client_id:
+        raise ValueError("client_id must not be empty (it is the AES IV)")
+    if pad not in IV_PADDINGS:
+        raise ValueError(f"iv_pad must be one of {IV_PADDINGS!r}")
+    raw = client_id.encode("utf-8")
+    return raw[:_BLOCK].ljust(_BLOCK, pad)
+
+
+def _iv_candidates(client_id: str, iv_pad: bytes | None) -> list[bytes]:
+    if iv_pad is not None:
+        return [_iv(client_id, iv_pad)]
+    ivs: list[bytes] = []
+    for pad in IV_PADDINGS:
+        iv = _iv(client_id, pad)
+        if iv not in ivs:  # a clientId of 16+ bytes needs no padding: one candidate
+            ivs.append(iv)
+    return ivs
+
+
+# --- PKCS#7 -------------------------------------------------------------------------------
+
+
+def _pad(data: bytes) -> bytes:
+    n = _BLOCK - len(data) % _BLOCK
+    return data + bytes([n]) * n
+
+
+def _unpad(data: bytes, max_pad: int) -> bytes | None:
+    """Strip PKCS#7 padding, or return None if it is malformed.
+
+    ``max_pad`` is above 16 only to accept the docs' literal description of padding to a
+    multiple of the key length (24); standard PKCS#7 over AES never pads more than 16.
+    """
+    if not data:
+        return None
+    n = data[-1]
+    if n < 1 or n > max_pad or n > len(data):
+        return None
+    # Compare all pad bytes without an early exit (no oracle on how many were right).
+    if not hmac.compare_digest(data[-n:], bytes([n]) * n):
+        return None
+    return data[:-n]
+
+
+# --- public primitives ----------------------------------------------------------------------
+
+
+def encrypt(
+    plaintext: str | bytes, client_id: str, client_secret: str, *, iv_pad: bytes = b"\0"
+) -> str:
+    """Encrypt like Akool does: base64 of AES-CBC/PKCS#7 with key=clientSecret, IV=clientId.
+
+    ``iv_pad`` is the byte used to pad a clientId shorter than 16 bytes (NUL, as the docs'
+    crypto-js sample does; ``b" "`` reproduces the space-padding variant).
+    """
+    key = _aes_key(client_secret)
+    data = plaintext.encode("utf-8") if isinstance(plaintext, str) else bytes(plaintext)
+    cipher = AES.new(key, AES.MODE_CBC, _iv(client_id, iv_pad))
+    return base64.b64encode(cipher.encrypt(_pad(data))).decode("ascii")
+
+
+def _decrypt_bytes(
+    data_encrypt: str, client_id: str, client_secret: str, iv_pad: bytes | None
+) -> bytes:
+    key = _aes_key(client_secret)
+    ivs = _iv_candidates(client_id, iv_pad)
+    if not isinstance(data_encrypt, str) or not _BASE64_RE.fullmatch(data_encrypt):
+        raise WebhookVerificationError("dataEncrypt is not base64")
+    try:
+        blob = base64.b64decode(data_encrypt, validate=True)
+    except (binascii.Error, ValueError):
+        raise WebhookVerificationError("dataEncrypt is not base64") from None
+    if not blob or len(blob) % _BLOCK:
+        raise WebhookVerificationError("dataEncrypt is not a whole number of AES blocks")
+    max_pad = max(_BLOCK, len(key))
+    fallback: bytes | None = None
+    for iv in ivs:
+        # No early exit on bad padding: in a one-block message the IV reaches the padding.
+        plain = _unpad(AES.new(key, AES.MODE_CBC, iv).decrypt(blob), max_pad)
+        if plain is None:
+            continue
+        if _looks_like_json_object(plain):
+            return plain
+        if fallback is None:
+            fallback = plain
+    if fallback is None:
+        raise WebhookVerificationError("dataEncrypt could not be decrypted")
+    return fallback
+
+
+def _looks_like_json_object(plain: bytes) -> bool:
+    try:
+        return isinstance(_strict_json_loads(plain.decode("utf-8")), dict)
+    except (UnicodeDecodeError, ValueError):
+        return False
+
+
+def decrypt(
+    data_encrypt: str, client_id: str, client_secret: str, *, iv_pad: bytes | None = None
+) -> str:
+    """Decrypt a ``dataEncrypt`` value to text.
+
+    With ``iv_pad=None`` a clientId shorter than 16 bytes is tried NUL-padded first and
+    space-padded second; the first IV that yields a JSON object wins (a wrong IV only garbles
+    the first block, which is where the JSON opens). Pass ``iv_pad`` to pin one.
+
+    Raises ``WebhookVerificationError`` for bad base64, bad padding or non-UTF-8 plaintext,
+    ``ValueError`` for an unusable client_id/client_secret (a configuration error).
+    """
+    plain = _decrypt_bytes(data_encrypt, client_id, client_secret, iv_pad)
+    try:
+        return plain.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WebhookVerificationError("plaintext is not UTF-8") from None
+
+
+def _sign_part(value: Any, name: str) -> str:
+    # JavaScript's Array.join stringifies numbers; for integers that is str(int). Floats and
+    # bools would stringify differently in JS and Python, so they are refused.
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TypeError(f"{name} must be a str or an int, not {type(value).__name__}")
+    return str(value)
+
+
+def _js_sort_key(s: str) -> bytes:
+    # Node's Array.sort and Java's Arrays.sort compare UTF-16 code units; Python compares
+    # code points. They differ only above U+FFFF, but matching the senders costs nothing.
+    return s.encode("utf-16-be")
+
+
+def sign(client_id: str, timestamp: str | int, nonce: str | int, data_encrypt: str) -> str:
+    """``sha1(''.join(sorted([clientId, str(timestamp), str(nonce), dataEncrypt])))`` in hex."""
+    parts = [
+        _sign_part(client_id, "client_id"),
+        _sign_part(timestamp, "timestamp"),
+        _sign_part(nonce, "nonce"),
+        _sign_part(data_encrypt, "data_encrypt"),
+    ]
+    joined = "".join(sorted(parts, key=_js_sort_key))
+    return hashlib.sha1(joined.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def build_webhook_body(
+    payload: Mapping[str, Any],
+    client_id: str,
+    client_secret: str,
+    *,
+    timestamp: int | None = None,
+    nonce: str | None = None,
+    iv_pad: bytes = b"\0",
+) -> dict[str, Any]:
+    """Build the JSON body Akool would POST for ``payload``.
+
+    Returns ``{"signature", "dataEncrypt", "timestamp", "nonce"}`` with ``timestamp`` in
+    milliseconds (default: now) as a number and ``nonce`` as a string (default: random 4
+    digits, like the docs' example), the shapes the docs show.
+    """
+    if not isinstance(payload, Mapping):
+        raise TypeError("payload must be a mapping (the job's JSON object)")
+    ts = int(time.time() * 1000) if timestamp is None else timestamp
+    nc = f"{secrets.randbelow(10_000):04d}" if nonce is None else nonce
+    data_encrypt = encrypt(
+        json.dumps(dict(payload), separators=(",", ":"), ensure_ascii=False),
+        client_id,
+        client_secret,
+        iv_pad=iv_pad,
+    )
+    return {
+        "signature": sign(client_id, ts, nc, data_encrypt),
+        "dataEncrypt": data_encrypt,
+        "timestamp": ts,
+        "nonce": nc,
+    }
+
+
+# --- verification -------------------------------------------------------------------------
+
+
+def _reject_constant(token: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {token}")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError("duplicate key in JSON object")
+        obj[key] = value
+    return obj
+
+
+def _strict_json_loads(text: str) -> Any:
+    """JSON per RFC 8259: no NaN/Infinity, no duplicate keys (which parsers resolve
+    differently, a classic way to smuggle a second value past a check)."""
+    return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
+
+
+def parse_body(body: Mapping[str, Any] | bytes | bytearray | str) -> dict[str, Any]:
+    """Parse a webhook HTTP body strictly into a dict, or raise ``WebhookVerificationError``."""
+    if isinstance(body, Mapping):
+        return dict(body)
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError:
+            raise WebhookVerificationError("body is not UTF-8") from None
+    if not isinstance(body, str):
+        raise WebhookVerificationError("body is not JSON")
+    try:
+        parsed = _strict_json_loads(body)
+    except (ValueError, RecursionError):
+        raise WebhookVerificationError("body is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise WebhookVerificationError("body is not a JSON object")
+    return parsed
+
+
+def _field_timestamp(value: Any) -> tuple[str, int]:
+    if isinstance(value, bool):
+        raise WebhookVerificationError("timestamp is not an integer")
+    if isinstance(value, int):
+        if not 0 <= value < 10**19:
+            raise WebhookVerificationError("timestamp is out of range")
+        return str(value), value
+    if isinstance(value, str) and _DIGITS_RE.fullmatch(value):
+        return value, int(value)
+    raise WebhookVerificationError("timestamp is not an integer")
+
+
+def _field_nonce(value: Any) -> str:
+    if isinstance(value, bool):
+        raise WebhookVerificationError("nonce is not a string or integer")
+    if isinstance(value, int):
+        if not -(10**19) < value < 10**19:
+            raise WebhookVerificationError("nonce is out of range")
+        return str(value)
+    if isinstance(value, str) and 0 < len(value) <= _MAX_NONCE_LEN and value.isprintable():
+        return value
+    raise WebhookVerificationError("nonce is not a string or integer")
+
+
+def verify_and_decrypt(
+    body: Mapping[str, Any] | bytes | bytearray | str,
+    client_id: str,
+    client_secret: str,
+    *,
+    max_age_ms: int | None = None,
+    now_ms: int | None = None,
+    iv_pad: bytes | None = None,
+) -> WebhookEvent:
+    """Verify an Akool webhook body and return its decrypted, normalised event.
+
+    Order of checks: strict JSON shape, then the signature (constant-time compare), then
+    the timestamp window (when ``max_age_ms`` is given: ``|now - timestamp| <= max_age_ms``,
+    so far-future timestamps fail too), and only then base64, AES, padding, UTF-8 and JSON
+    of the plaintext. Any failure raises ``WebhookVerificationError``; an unusable
+    client_id/client_secret raises ``ValueError`` (configuration, not the body's fault).
+    """
+    # Validate configuration up front so a bad secret is never mistaken for a bad body.
+    _aes_key(client_secret)
+    _iv_candidates(client_id, iv_pad)
+
+    fields = parse_body(body)
+    signature = fields.get("signature")
+    data_encrypt = fields.get("dataEncrypt")
+    if not isinstance(signature, str) or not _SIGNATURE_RE.fullmatch(signature):
+        raise WebhookVerificationError("signature is missing or not 40 hex digits")
+    if not isinstance(data_encrypt, str) or not data_encrypt:
+        raise WebhookVerificationError("dataEncrypt is missing or not a string")
+    if "timestamp" not in fields or "nonce" not in fields:
+        raise WebhookVerificationError("timestamp or nonce is missing")
+    ts_text, ts_value = _field_timestamp(fields["timestamp"])
+    nonce = _field_nonce(fields["nonce"])
+
+    expected = sign(client_id, ts_text, nonce, data_encrypt)
+    # Both sides are ASCII hex here (checked above), so compare_digest cannot raise.
+    if not hmac.compare_digest(expected, signature.lower()):
+        raise WebhookVerificationError("signature mismatch")
+
+    if max_age_ms is not None:
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        if abs(now - ts_value) > max_age_ms:
+            raise WebhookVerificationError("timestamp outside the accepted window")
+
+    text = decrypt(data_encrypt, client_id, client_secret, iv_pad=iv_pad)
+    try:
+        payload = _strict_json_loads(text)
+    except (ValueError, RecursionError):
+        raise WebhookVerificationError("plaintext is not JSON") from None
+    if not isinstance(payload, dict):
+        raise WebhookVerificationError("plaintext is not a JSON object")
+    return WebhookEvent.from_payload(
+        payload, timestamp=ts_value, nonce=nonce, signature=signature.lower()
+    )
