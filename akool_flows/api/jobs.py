@@ -1,0 +1,139 @@
+"""Normalised views of Akool jobs: what a create call returned and where a job stands.
+
+Akool's status payloads differ per kind (`video_status` vs `image_status` vs `faceswap_status`,
+`video` vs `image` vs `url`); `JobStatus.from_payload` reads them through the registry entry so
+everything above the client sees one shape.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from akool_flows.api.kinds import JobKind, get_kind
+
+State = Literal["queued", "processing", "completed", "failed"]
+STATES: dict[int, State] = {1: "queued", 2: "processing", 3: "completed", 4: "failed"}
+TERMINAL: frozenset[str] = frozenset({"completed", "failed"})
+
+_ERROR_MESSAGE_FIELDS = ("error_msg", "error_message", "msg_error", "error_reason", "reason", "message")
+_ERROR_CODE_FIELDS = ("error_code", "err_code", "code")
+
+
+def _first(payload: dict[str, Any], names: tuple[str, ...]) -> Any:
+    for name in names:
+        value = payload.get(name)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """Where one job stands, the same shape for every kind."""
+
+    job_id: str
+    kind: str
+    state: State
+    status_code: int
+    result_urls: tuple[str, ...] = ()
+    #: Moderation: "Compliant" / "Non-Compliant" / "Unknown"; `detail` holds Akool's `result` text.
+    conclusion: str | None = None
+    detail: str | None = None
+    credits: float | None = None
+    duration: float | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def done(self) -> bool:
+        return self.state in TERMINAL
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "completed"
+
+    @property
+    def result_url(self) -> str | None:
+        return self.result_urls[0] if self.result_urls else None
+
+    @classmethod
+    def from_payload(cls, kind: str | JobKind, payload: dict[str, Any], job_id: str | None = None) -> JobStatus:
+        k = get_kind(kind)
+        code = _first(payload, k.status_fields)
+        try:
+            code = int(code)
+        except (TypeError, ValueError):
+            code = 1
+        state = STATES.get(code, "processing")
+        urls: list[str] = []
+        for name in k.result_fields:
+            value = payload.get(name)
+            if isinstance(value, str) and value:
+                urls.append(value)
+            elif isinstance(value, list):
+                urls.extend(v for v in value if isinstance(v, str) and v)
+        error_message = error_code = None
+        if state == "failed":
+            reasons = payload.get("error_reasons")
+            if isinstance(reasons, list) and reasons:
+                first = reasons[0]
+                error_message = first.get("message") or first.get("msg") if isinstance(first, dict) else str(first)
+                if isinstance(first, dict):
+                    error_code = first.get("code")
+            error_message = error_message or _first(payload, _ERROR_MESSAGE_FIELDS)
+            error_code = error_code or _first(payload, _ERROR_CODE_FIELDS)
+            try:
+                error_code = int(error_code) if error_code is not None else None
+            except (TypeError, ValueError):
+                error_code = None
+        return cls(
+            job_id=str(job_id or payload.get("_id") or ""),
+            kind=k.name,
+            state=state,
+            status_code=code,
+            result_urls=tuple(dict.fromkeys(urls)),
+            conclusion=payload.get("final_conclusion") or None,
+            detail=payload.get("result") if isinstance(payload.get("result"), str) and payload.get("result") else None,
+            credits=_as_float(_first(payload, k.credit_fields)) if k.credit_fields else None,
+            duration=_as_float(_first(payload, k.duration_fields)) if k.duration_fields else None,
+            error_code=error_code,
+            error_message=str(error_message) if error_message is not None else None,
+            raw=payload,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A small JSON-able summary (XCom, results rows); without the raw payload."""
+        return {"job_id": self.job_id, "kind": self.kind, "state": self.state, "status_code": self.status_code,
+                "result_urls": list(self.result_urls), "conclusion": self.conclusion, "detail": self.detail,
+                "credits": self.credits, "duration": self.duration, "error_code": self.error_code,
+                "error_message": self.error_message}
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A created job: its `_id`, the kind, and what the create call answered."""
+
+    job_id: str
+    kind: str
+    #: Akool's task id (`job_id` field) for kinds whose cancel endpoint takes it (faceswap/reage).
+    task_id: str | None = None
+    submitted_at: float = field(default_factory=time.time)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def initial_status(self) -> JobStatus:
+        return JobStatus.from_payload(self.kind, self.raw, self.job_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "kind": self.kind, "task_id": self.task_id,
+                "submitted_at": self.submitted_at}

@@ -1,0 +1,159 @@
+"""HTTP senders under the clients: one call, bytes back, failures as our transport errors.
+
+The async hot path (thousands of status polls per second) runs on aiohttp by default: httpx's
+async pool tops out near 400 req/s here (encode/httpx#3215) while aiohttp sustains several
+thousand. Callers who need httpx itself (a proxy setup, `httpx.MockTransport` in tests) pass an
+httpx transport or client and get the httpx sender instead; the client API is the same.
+
+What matters to the layers above is *where* a failure happened: a request that never left
+(`ConnectError`) cannot have created a job; one that failed after sending may have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json as _json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from akool_flows.api.errors import (
+    ConnectError,
+    ConnectionDroppedError,
+    RequestTimeoutError,
+    TransportError,
+)
+
+
+@dataclass(slots=True)
+class RawResponse:
+    status_code: int
+    content: bytes
+    headers: Mapping[str, str]
+
+
+def _dumps(body: Any) -> bytes:
+    return _json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def as_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    return httpx.Timeout(timeout if timeout is not None else 30.0, connect=min(10.0, timeout or 10.0))
+
+
+class AsyncSender(Protocol):
+    async def send(self, method: str, url: str, *, params: Mapping[str, Any] | None,
+                   json: Any, headers: Mapping[str, str]) -> RawResponse: ...
+
+    async def aclose(self) -> None: ...
+
+
+class AiohttpSender:
+    """aiohttp session, created lazily inside the running loop (Airflow triggers, notebooks)."""
+
+    def __init__(self, *, timeout: httpx.Timeout, max_connections: int = 100) -> None:
+        self._timeout = timeout
+        self._max_connections = max_connections
+        self._session: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _get_session(self) -> Any:
+        import aiohttp
+
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
+            t = self._timeout
+            connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300,
+                                             enable_cleanup_closed=True)
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None, connect=t.connect, sock_read=t.read),
+                # Akool's answers are small JSON; we parse them ourselves.
+                auto_decompress=True, raise_for_status=False, trust_env=True,
+            )
+            self._loop = loop
+        return self._session
+
+    async def send(self, method: str, url: str, *, params: Mapping[str, Any] | None,
+                   json: Any, headers: Mapping[str, str]) -> RawResponse:
+        import aiohttp
+
+        session = self._get_session()
+        data = None
+        if json is not None:
+            data = _dumps(json)
+            headers = {**headers, "Content-Type": "application/json"}
+        try:
+            async with session.request(method, url, params=params, data=data, headers=headers) as resp:
+                content = await resp.read()
+                return RawResponse(resp.status, content, resp.headers)
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise ConnectError(f"connect timeout: {type(exc).__name__}", endpoint=_path(url)) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectError(f"cannot connect: {exc.os_error or type(exc).__name__}", endpoint=_path(url)) from None
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError):
+            raise RequestTimeoutError("no answer in time", endpoint=_path(url)) from None
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError) as exc:
+            raise ConnectionDroppedError(f"connection dropped: {type(exc).__name__}", endpoint=_path(url)) from None
+        except aiohttp.ClientError as exc:
+            raise TransportError(f"HTTP error: {type(exc).__name__}", endpoint=_path(url)) from None
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+
+def _map_httpx_error(exc: httpx.HTTPError, url: str) -> TransportError:
+    endpoint = _path(url)
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return ConnectError(f"cannot connect: {type(exc).__name__}", endpoint=endpoint)
+    if isinstance(exc, httpx.TimeoutException):
+        return RequestTimeoutError("no answer in time", endpoint=endpoint)
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+        return ConnectionDroppedError(f"connection dropped: {type(exc).__name__}", endpoint=endpoint)
+    return TransportError(f"HTTP error: {type(exc).__name__}", endpoint=endpoint)
+
+
+class HttpxAsyncSender:
+    def __init__(self, client: httpx.AsyncClient, *, owned: bool) -> None:
+        self._client = client
+        self._owned = owned
+
+    async def send(self, method: str, url: str, *, params: Mapping[str, Any] | None,
+                   json: Any, headers: Mapping[str, str]) -> RawResponse:
+        try:
+            resp = await self._client.request(method, url, params=params, json=json, headers=headers)
+        except httpx.HTTPError as exc:
+            raise _map_httpx_error(exc, url) from None
+        return RawResponse(resp.status_code, resp.content, resp.headers)
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self._client.aclose()
+
+
+class HttpxSyncSender:
+    def __init__(self, client: httpx.Client, *, owned: bool) -> None:
+        self._client = client
+        self._owned = owned
+
+    def send(self, method: str, url: str, *, params: Mapping[str, Any] | None,
+             json: Any, headers: Mapping[str, str]) -> RawResponse:
+        try:
+            resp = self._client.request(method, url, params=params, json=json, headers=headers)
+        except httpx.HTTPError as exc:
+            raise _map_httpx_error(exc, url) from None
+        return RawResponse(resp.status_code, resp.content, resp.headers)
+
+    def close(self) -> None:
+        if self._owned:
+            self._client.close()
+
+
+def _path(url: str) -> str:
+    # Endpoints in errors are paths only: never a query string (ids are fine, but keep it uniform).
+    return httpx.URL(url).path
