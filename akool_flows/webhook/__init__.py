@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from akool_flows.webhook.crypto import (
     build_webhook_body,
+    check_credentials,
     decrypt,
     encrypt,
     parse_body,
     sign,
     verify_and_decrypt,
+    verify_and_decrypt_all,
 )
 from akool_flows.webhook.errors import WebhookVerificationError
 from akool_flows.webhook.events import STATE_NAMES, TERMINAL_STATUSES, WebhookEvent
@@ -32,12 +34,14 @@ __all__ = [
     "WebhookEventStore",
     "WebhookVerificationError",
     "build_webhook_body",
+    "check_credentials",
     "create_webhook_app",
     "decrypt",
     "encrypt",
     "parse_body",
     "sign",
     "verify_and_decrypt",
+    "verify_and_decrypt_all",
 ]
 
 _LAZY = {

@@ -35,11 +35,13 @@ from akool_flows.webhook.events import WebhookEvent
 __all__ = [
     "IV_PADDINGS",
     "build_webhook_body",
+    "check_credentials",
     "decrypt",
     "encrypt",
     "parse_body",
     "sign",
     "verify_and_decrypt",
+    "verify_and_decrypt_all",
 ]
 
 _BLOCK = AES.block_size  # 16
@@ -91,6 +93,13 @@ def _iv_candidates(client_id: str, iv_pad: bytes | None) -> list[bytes]:
     return ivs
 
 
+def check_credentials(client_id: str, client_secret: str) -> None:
+    """Raise ``ValueError``/``TypeError`` (naming the field, never echoing it) unless the pair
+    can serve as IV and AES key. Receivers call it at startup, not on the first callback."""
+    _aes_key(client_secret)
+    _iv(client_id, IV_PADDINGS[0])
+
+
 # --- PKCS#7 -------------------------------------------------------------------------------
 
 
@@ -133,9 +142,10 @@ def encrypt(
     return base64.b64encode(cipher.encrypt(_pad(data))).decode("ascii")
 
 
-def _decrypt_bytes(
+def _decrypt_candidates(
     data_encrypt: str, client_id: str, client_secret: str, iv_pad: bytes | None
-) -> bytes:
+) -> list[bytes]:
+    """Every correctly padded plaintext, one per candidate IV, in preference order."""
     key = _aes_key(client_secret)
     ivs = _iv_candidates(client_id, iv_pad)
     if not isinstance(data_encrypt, str) or not _BASE64_RE.fullmatch(data_encrypt):
@@ -147,26 +157,30 @@ def _decrypt_bytes(
     if not blob or len(blob) % _BLOCK:
         raise WebhookVerificationError("dataEncrypt is not a whole number of AES blocks")
     max_pad = max(_BLOCK, len(key))
-    fallback: bytes | None = None
+    plains: list[bytes] = []
     for iv in ivs:
-        # No early exit on bad padding: in a one-block message the IV reaches the padding.
+        # Every IV is tried even after a padding failure: in a one-block message the IV
+        # reaches the padding bytes.
         plain = _unpad(AES.new(key, AES.MODE_CBC, iv).decrypt(blob), max_pad)
-        if plain is None:
-            continue
-        if _looks_like_json_object(plain):
-            return plain
-        if fallback is None:
-            fallback = plain
-    if fallback is None:
+        if plain is not None and plain not in plains:
+            plains.append(plain)
+    if not plains:
         raise WebhookVerificationError("dataEncrypt could not be decrypted")
-    return fallback
+    return plains
 
 
-def _looks_like_json_object(plain: bytes) -> bool:
+def _json_object(plain: bytes) -> dict[str, Any]:
     try:
-        return isinstance(_strict_json_loads(plain.decode("utf-8")), dict)
-    except (UnicodeDecodeError, ValueError):
-        return False
+        text = plain.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WebhookVerificationError("plaintext is not UTF-8") from None
+    try:
+        payload = _strict_json_loads(text)
+    except (ValueError, RecursionError):
+        raise WebhookVerificationError("plaintext is not JSON") from None
+    if not isinstance(payload, dict):
+        raise WebhookVerificationError("plaintext is not a JSON object")
+    return payload
 
 
 def decrypt(
@@ -175,15 +189,24 @@ def decrypt(
     """Decrypt a ``dataEncrypt`` value to text.
 
     With ``iv_pad=None`` a clientId shorter than 16 bytes is tried NUL-padded first and
-    space-padded second; the first IV that yields a JSON object wins (a wrong IV only garbles
-    the first block, which is where the JSON opens). Pass ``iv_pad`` to pin one.
+    space-padded second, and the first reading that is a JSON object wins. A wrong IV only
+    garbles the first 16 bytes, so for a short clientId both readings can be valid JSON;
+    pin ``iv_pad`` if you know which convention the sender uses.
 
     Raises ``WebhookVerificationError`` for bad base64, bad padding or non-UTF-8 plaintext,
     ``ValueError`` for an unusable client_id/client_secret (a configuration error).
     """
-    plain = _decrypt_bytes(data_encrypt, client_id, client_secret, iv_pad)
+    plains = _decrypt_candidates(data_encrypt, client_id, client_secret, iv_pad)
+    chosen = plains[0]
+    for plain in plains:
+        try:
+            _json_object(plain)
+        except WebhookVerificationError:
+            continue
+        chosen = plain
+        break
     try:
-        return plain.decode("utf-8")
+        return chosen.decode("utf-8")
     except UnicodeDecodeError:
         raise WebhookVerificationError("plaintext is not UTF-8") from None
 
@@ -326,12 +349,35 @@ def verify_and_decrypt(
 
     Order of checks: strict JSON shape, then the signature (constant-time compare), then
     the timestamp window (when ``max_age_ms`` is given: ``|now - timestamp| <= max_age_ms``,
-    so far-future timestamps fail too), and only then base64, AES, padding, UTF-8 and JSON
-    of the plaintext. Any failure raises ``WebhookVerificationError``; an unusable
-    client_id/client_secret raises ``ValueError`` (configuration, not the body's fault).
+    so far-future timestamps fail too), and only then base64, AES, padding, UTF-8, JSON
+    and the event's job id and status. Any failure raises ``WebhookVerificationError``; an
+    unusable client_id/client_secret raises ``ValueError`` (configuration, not the body).
+
+    For a clientId shorter than 16 bytes see :func:`verify_and_decrypt_all`.
+    """
+    return verify_and_decrypt_all(
+        body, client_id, client_secret, max_age_ms=max_age_ms, now_ms=now_ms, iv_pad=iv_pad
+    )[0]
+
+
+def verify_and_decrypt_all(
+    body: Mapping[str, Any] | bytes | bytearray | str,
+    client_id: str,
+    client_secret: str,
+    *,
+    max_age_ms: int | None = None,
+    now_ms: int | None = None,
+    iv_pad: bytes | None = None,
+) -> list[WebhookEvent]:
+    """Like :func:`verify_and_decrypt`, but return every valid reading of the body.
+
+    The list has one event unless the clientId is shorter than 16 bytes and both IV
+    conventions (NUL- and space-padded) decrypt to a valid event. They differ only in the
+    first 16 plaintext bytes (e.g. the case of a letter in the job id), so a receiver picks
+    the reading whose job id it submitted. The NUL reading comes first.
     """
     # Validate configuration up front so a bad secret is never mistaken for a bad body.
-    _aes_key(client_secret)
+    check_credentials(client_id, client_secret)
     _iv_candidates(client_id, iv_pad)
 
     fields = parse_body(body)
@@ -356,13 +402,18 @@ def verify_and_decrypt(
         if abs(now - ts_value) > max_age_ms:
             raise WebhookVerificationError("timestamp outside the accepted window")
 
-    text = decrypt(data_encrypt, client_id, client_secret, iv_pad=iv_pad)
-    try:
-        payload = _strict_json_loads(text)
-    except (ValueError, RecursionError):
-        raise WebhookVerificationError("plaintext is not JSON") from None
-    if not isinstance(payload, dict):
-        raise WebhookVerificationError("plaintext is not a JSON object")
-    return WebhookEvent.from_payload(
-        payload, timestamp=ts_value, nonce=nonce, signature=signature.lower()
-    )
+    events: list[WebhookEvent] = []
+    first_error: WebhookVerificationError | None = None
+    for plain in _decrypt_candidates(data_encrypt, client_id, client_secret, iv_pad):
+        try:
+            payload = _json_object(plain)
+            events.append(
+                WebhookEvent.from_payload(
+                    payload, timestamp=ts_value, nonce=nonce, signature=signature.lower()
+                )
+            )
+        except WebhookVerificationError as exc:
+            first_error = first_error or exc
+    if not events:
+        raise first_error or WebhookVerificationError("dataEncrypt could not be decrypted")
+    return events

@@ -1,0 +1,405 @@
+"""Durable store of webhook events and of the job ids this installation submitted.
+
+One SQLAlchemy database (a SQLite file by default, any URL for a shared database) holds:
+
+* ``akool_webhook_events`` - every accepted event, deduplicated on (job id, status,
+  signature) because Akool retries a callback until it gets HTTP 200;
+* ``akool_submitted_jobs`` - the job ids our own create calls returned. The receiver accepts
+  events only for these, since Akool's signature proves integrity, not origin.
+
+Waiting is cheap enough for thousands of concurrent ``wait_for`` calls: each waiter is one
+future; an ``add`` in the same process resolves it at once, and one background task per event
+loop checks the database for all pending ids in batched queries, for events written by a
+receiver running in another process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.pool import StaticPool
+
+from akool_flows.webhook.events import TERMINAL_STATUSES, WebhookEvent
+
+__all__ = ["DEFAULT_STORE_URL", "WebhookEventStore"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORE_URL = "sqlite:///akool-webhooks.sqlite"
+
+# Bound parameters per IN (...) query: well under SQLite's 32766 and every server's limits.
+_IN_CHUNK = 500
+
+_metadata = sa.MetaData()
+
+events_table = sa.Table(
+    "akool_webhook_events",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(256), nullable=False, index=True),
+    sa.Column("status", sa.Integer, nullable=False),
+    # "" rather than NULL for events without one: NULLs never collide in a UNIQUE index.
+    sa.Column("signature", sa.String(64), nullable=False, default=""),
+    sa.Column("event_json", sa.Text, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("job_id", "status", "signature", name="uq_akool_webhook_event"),
+)
+
+submitted_table = sa.Table(
+    "akool_submitted_jobs",
+    _metadata,
+    sa.Column("job_id", sa.String(256), primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=True),
+    sa.Column("submitted_at", sa.Float, nullable=False),
+)
+
+
+def _rank(status: int) -> int:
+    # Later lifecycle stages win regardless of arrival order (retries reorder callbacks);
+    # completed and failed rank equal, so between them the later arrival wins.
+    return 3 if status in TERMINAL_STATUSES else status
+
+
+def _chunks(items: list[str], size: int = _IN_CHUNK) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class WebhookEventStore:
+    """Events and submitted job ids in one SQLAlchemy database.
+
+    Thread-safe (SQLAlchemy's pool; SQLite in WAL mode with a busy timeout) and safe to share
+    between a receiver and many waiters in one process, or across processes through the
+    database.
+
+    Args:
+        url: SQLAlchemy URL; the default is a SQLite file in the working directory.
+            ``"sqlite://"`` is an in-memory store shared by all threads of this process.
+        poll_interval: seconds between the batched database checks that serve ``wait_for``
+            when the event is written by another process.
+        engine_kwargs: extra arguments for ``sqlalchemy.create_engine``.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_STORE_URL,
+        *,
+        poll_interval: float = 0.5,
+        engine_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(url, str) or not url:
+            raise ValueError("url must be a SQLAlchemy database URL such as 'sqlite:///events.db'")
+        if not poll_interval > 0:
+            raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval!r}")
+        self.poll_interval = float(poll_interval)
+        self._engine = self._make_engine(url, dict(engine_kwargs or {}))
+        _metadata.create_all(self._engine)
+        # job_id -> set of (loop, future) waiting for that job's terminal event.
+        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Future]]] = {}
+        self._watchers: dict[asyncio.AbstractEventLoop, _LoopWatcher] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _make_engine(url: str, kwargs: dict[str, Any]) -> Engine:
+        parsed = sa.make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            connect_args = kwargs.setdefault("connect_args", {})
+            # The store is shared across threads (receiver, waiters' DB checks).
+            connect_args.setdefault("check_same_thread", False)
+            connect_args.setdefault("timeout", 30)
+            if parsed.database in (None, "", ":memory:"):
+                # One connection, or every thread would see its own empty database.
+                kwargs.setdefault("poolclass", StaticPool)
+        engine = sa.create_engine(parsed, **kwargs)
+        if parsed.get_backend_name() == "sqlite":
+
+            @sa.event.listens_for(engine, "connect")
+            def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                # WAL: readers never block the writer (the receiver) and vice versa.
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+                cur.execute("PRAGMA busy_timeout=30000")
+                cur.close()
+
+        return engine
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password masked."""
+        return self._engine.url.render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        return f"WebhookEventStore(url={self.url!r})"
+
+    def close(self) -> None:
+        """Release database connections and cancel background checks."""
+        with self._lock:
+            watchers = list(self._watchers.items())
+            self._watchers.clear()
+        for loop, watcher in watchers:
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                loop.call_soon_threadsafe(watcher.cancel)
+        self._engine.dispose()
+
+    def __enter__(self) -> WebhookEventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- submitted job ids ------------------------------------------------------------------
+
+    def register_submitted(self, job_id: str, kind: str | None = None) -> None:
+        """Record a job id returned by a create call, so its webhooks are accepted.
+
+        Call it right after the create call returns (idempotent)."""
+        self.register_submitted_many([job_id], kind=kind)
+
+    def register_submitted_many(self, job_ids: Iterable[str], kind: str | None = None) -> int:
+        """Record many job ids at once; returns how many were new."""
+        ids = list(dict.fromkeys(_check_job_id(j) for j in job_ids))
+        if kind is not None and (not isinstance(kind, str) or len(kind) > 64):
+            raise ValueError("kind must be a string of at most 64 characters or None")
+        if not ids:
+            return 0
+        now = time.time()
+        new = 0
+        with self._engine.begin() as conn:
+            for chunk in _chunks(ids):
+                known = set(
+                    conn.scalars(
+                        sa.select(submitted_table.c.job_id).where(
+                            submitted_table.c.job_id.in_(chunk)
+                        )
+                    )
+                )
+                rows = [
+                    {"job_id": j, "kind": kind, "submitted_at": now} for j in chunk if j not in known
+                ]
+                if rows:
+                    conn.execute(submitted_table.insert(), rows)
+                    new += len(rows)
+        return new
+
+    def is_submitted(self, job_id: str) -> bool:
+        """True if ``register_submitted`` was called for this id."""
+        if not isinstance(job_id, str):
+            return False
+        with self._engine.connect() as conn:
+            found = conn.scalar(
+                sa.select(submitted_table.c.job_id).where(submitted_table.c.job_id == job_id)
+            )
+        return found is not None
+
+    # --- events -----------------------------------------------------------------------------
+
+    def add(self, event: WebhookEvent) -> bool:
+        """Store an event; return True if it is new, False for a duplicate (Akool retry).
+
+        A new terminal event wakes every ``wait_for`` on its job id in this process."""
+        if not isinstance(event, WebhookEvent):
+            raise TypeError("event must be a WebhookEvent")
+        row = {
+            "job_id": event.job_id,
+            "status": event.status,
+            "signature": event.signature or "",
+            "event_json": event.model_dump_json(),
+            "received_at": time.time(),
+        }
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(events_table.insert(), row)
+        except IntegrityError:
+            return False
+        if event.is_terminal:
+            self._notify(event)
+        return True
+
+    def events(self, job_id: str) -> list[WebhookEvent]:
+        """Every stored event of a job, in arrival order."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(events_table.c.event_json)
+                .where(events_table.c.job_id == job_id)
+                .order_by(events_table.c.id)
+            )
+            return [WebhookEvent.model_validate_json(r.event_json) for r in rows]
+
+    def latest(self, job_id: str) -> WebhookEvent | None:
+        """The most advanced event of a job (terminal beats processing beats queued, however
+        they arrived), or None if none was stored."""
+        return self.latest_many([job_id]).get(job_id)
+
+    def latest_many(
+        self, job_ids: Iterable[str], *, terminal_only: bool = False
+    ) -> dict[str, WebhookEvent]:
+        """``latest`` for many ids in batched queries; ids without events are absent."""
+        ids = list(dict.fromkeys(job_ids))
+        best: dict[str, tuple[tuple[int, int], str]] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(ids):
+                query = sa.select(
+                    events_table.c.id,
+                    events_table.c.job_id,
+                    events_table.c.status,
+                    events_table.c.event_json,
+                ).where(events_table.c.job_id.in_(chunk))
+                if terminal_only:
+                    query = query.where(events_table.c.status.in_(sorted(TERMINAL_STATUSES)))
+                for r in conn.execute(query):
+                    key = (_rank(r.status), r.id)
+                    current = best.get(r.job_id)
+                    if current is None or key > current[0]:
+                        best[r.job_id] = (key, r.event_json)
+        return {j: WebhookEvent.model_validate_json(raw) for j, (_, raw) in best.items()}
+
+    # --- waiting ----------------------------------------------------------------------------
+
+    async def wait_for(self, job_id: str, timeout: float) -> WebhookEvent | None:
+        """Wait up to ``timeout`` seconds for the job's terminal (completed/failed) event.
+
+        Returns the event (at once if it is already stored), or None on timeout: the caller
+        then falls back to polling, so a lost webhook never hangs a job. Thousands of
+        concurrent calls cost one future each plus one batched query per poll interval.
+        """
+        if not isinstance(timeout, (int, float)) or timeout < 0:
+            raise ValueError(f"timeout must be a number >= 0 seconds, got {timeout!r}")
+        if timeout == 0:
+            found = await asyncio.to_thread(self.latest_many, [job_id], terminal_only=True)
+            return found.get(job_id)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[WebhookEvent] = loop.create_future()
+        entry = (loop, future)
+        # Register before the first database check, so an event landing in between is
+        # caught by the notification or by the check.
+        with self._lock:
+            self._waiters.setdefault(job_id, set()).add(entry)
+        try:
+            self._watcher(loop).watch(job_id)
+            try:
+                return await asyncio.wait_for(asyncio.shield(future), timeout)
+            except asyncio.TimeoutError:
+                return None
+        finally:
+            with self._lock:
+                waiting = self._waiters.get(job_id)
+                if waiting is not None:
+                    waiting.discard(entry)
+                    if not waiting:
+                        del self._waiters[job_id]
+            if not future.done():
+                future.cancel()
+
+    def _notify(self, event: WebhookEvent) -> None:
+        with self._lock:
+            entries = list(self._waiters.get(event.job_id, ()))
+        for loop, future in entries:
+            with contextlib.suppress(RuntimeError):  # that loop has closed
+                loop.call_soon_threadsafe(_resolve, future, event)
+
+    def _watcher(self, loop: asyncio.AbstractEventLoop) -> _LoopWatcher:
+        with self._lock:
+            watcher = self._watchers.get(loop)
+            if watcher is None or watcher.finished:
+                watcher = self._watchers[loop] = _LoopWatcher(self, loop)
+            return watcher
+
+    def _pending_ids(self, loop: asyncio.AbstractEventLoop) -> list[str]:
+        with self._lock:
+            return self._pending_ids_unlocked(loop)
+
+    def _pending_ids_unlocked(self, loop: asyncio.AbstractEventLoop) -> list[str]:
+        return [j for j, entries in self._waiters.items() if any(lp is loop for lp, _ in entries)]
+
+    def _resolve_local(self, loop: asyncio.AbstractEventLoop, found: dict[str, WebhookEvent]) -> None:
+        for job_id, event in found.items():
+            with self._lock:
+                futures = [f for lp, f in self._waiters.get(job_id, ()) if lp is loop]
+            for future in futures:
+                _resolve(future, event)
+
+
+class _LoopWatcher:
+    """Serves one event loop's waiters from the database in batched queries.
+
+    New ids are checked on the next loop iteration (so a burst of ``wait_for`` calls shares
+    one query), and every pending id once per ``poll_interval`` (events written by a
+    receiver in another process). It exits when nothing is left to watch."""
+
+    def __init__(self, store: WebhookEventStore, loop: asyncio.AbstractEventLoop) -> None:
+        self._store = store
+        self._loop = loop
+        self._new: set[str] = set()
+        self._wake = asyncio.Event()
+        self.finished = False
+        self._task = loop.create_task(self._run(), name="akool-webhook-store-watcher")
+
+    def watch(self, job_id: str) -> None:
+        self._new.add(job_id)
+        self._wake.set()
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+    async def _run(self) -> None:
+        store, loop = self._store, self._loop
+        next_full = loop.time() + store.poll_interval
+        try:
+            while True:
+                delay = max(0.0, next_full - loop.time())
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                self._wake.clear()
+                await asyncio.sleep(0)  # let the rest of a burst of wait_for calls register
+                if loop.time() >= next_full:
+                    ids = store._pending_ids(loop)
+                    next_full = loop.time() + store.poll_interval
+                    self._new.clear()
+                else:
+                    ids, self._new = list(self._new), set()
+                if not ids:
+                    with store._lock:
+                        if not self._new and not store._pending_ids_unlocked(loop):
+                            self._retire()
+                            return
+                    continue
+                try:
+                    found = await asyncio.to_thread(store.latest_many, ids, terminal_only=True)
+                except Exception:  # a DB hiccup must not end waiting; retry next interval
+                    log.warning("webhook store check failed; retrying", exc_info=True)
+                    continue
+                store._resolve_local(loop, found)
+        finally:
+            with store._lock:
+                self._retire()
+
+    def _retire(self) -> None:
+        # Caller holds the store lock. Drop our entry so the store keeps no closed loops.
+        self.finished = True
+        if self._store._watchers.get(self._loop) is self:
+            del self._store._watchers[self._loop]
+
+
+def _resolve(future: asyncio.Future, event: WebhookEvent) -> None:
+    if not future.done():
+        future.set_result(event)
+
+
+def _check_job_id(job_id: Any) -> str:
+    if not isinstance(job_id, str) or not job_id or len(job_id) > 256:
+        raise ValueError(
+            f"job_id must be a non-empty string of at most 256 characters, got {job_id!r:.80}"
+        )
+    return job_id

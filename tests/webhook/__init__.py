@@ -1,0 +1,1 @@
+"""Tests of akool_flows.webhook."""
