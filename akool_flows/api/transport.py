@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json as _json
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -59,6 +60,8 @@ class AiohttpSender:
         self._max_connections = max_connections
         self._session: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Proxy per origin ("http://host:port"), read from HTTP(S)_PROXY / NO_PROXY once.
+        self._proxies: dict[str, str | None] = {}
 
     def _get_session(self) -> Any:
         import aiohttp
@@ -72,7 +75,9 @@ class AiohttpSender:
                 connector=connector,
                 timeout=aiohttp.ClientTimeout(total=None, connect=t.connect, sock_read=t.read),
                 # Akool's answers are small JSON; we parse them ourselves.
-                auto_decompress=True, raise_for_status=False, trust_env=True,
+                # trust_env=False: with it aiohttp hops to a thread twice per request (netrc and
+                # proxy lookups), which cut throughput ~5x; we resolve proxies once per origin.
+                auto_decompress=True, raise_for_status=False, trust_env=False,
             )
             self._loop = loop
         return self._session
@@ -87,7 +92,8 @@ class AiohttpSender:
             data = _dumps(json)
             headers = {**headers, "Content-Type": "application/json"}
         try:
-            async with session.request(method, url, params=params, data=data, headers=headers) as resp:
+            async with session.request(method, url, params=params, data=data, headers=headers,
+                                       proxy=self._proxy_for(url)) as resp:
                 content = await resp.read()
                 return RawResponse(resp.status, content, resp.headers)
         except aiohttp.ConnectionTimeoutError as exc:
@@ -100,6 +106,19 @@ class AiohttpSender:
             raise ConnectionDroppedError(f"connection dropped: {type(exc).__name__}", endpoint=_path(url)) from None
         except aiohttp.ClientError as exc:
             raise TransportError(f"HTTP error: {type(exc).__name__}", endpoint=_path(url)) from None
+
+    def _proxy_for(self, url: str) -> str | None:
+        """The environment's proxy for `url`'s origin (HTTP_PROXY/HTTPS_PROXY/NO_PROXY), cached."""
+        scheme, _, rest = url.partition("://")
+        origin = f"{scheme}://{rest.split('/', 1)[0]}"
+        try:
+            return self._proxies[origin]
+        except KeyError:
+            pass
+        host = httpx.URL(origin).host
+        proxy = None if urllib.request.proxy_bypass(host) else urllib.request.getproxies().get(scheme)
+        self._proxies[origin] = proxy
+        return proxy
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
