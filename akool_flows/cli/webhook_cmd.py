@@ -7,6 +7,7 @@ are visible to every user through `ps`, so the secret is never accepted there.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -72,7 +73,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also accept events for job ids not registered as submitted (weakens security)",
     )
-    serve.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="log level of the receiver and uvicorn (default info)",
+    )
     serve.set_defaults(func=_serve)
     webhook.set_defaults(func=lambda _args: (webhook.print_help(), 2)[1])
 
@@ -129,6 +135,11 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"akool-flows webhook serve: {exc}", file=sys.stderr)
         store.close()
         return 2
+    # Our receiver's lines (stored / duplicate / rejected: reason) next to uvicorn's.
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     route = "/webhook/<path-token>" if path_token else "/webhook"
     print(
         f"akool-flows webhook: POST http://{args.host}:{args.port}{route} -> {store.url}",
