@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=15 * 60 * 1000,
         metavar="N",
-        help="reject bodies whose timestamp is more than N ms from now; 0 disables (default 900000)",
+        help="reject bodies stamped more than N ms from now; 0 disables (default 900000)",
     )
     serve.add_argument(
         "--max-body-bytes",

@@ -54,6 +54,10 @@ def _too_large() -> Response:
     return Response(b'{"error":"body too large"}', status_code=413, media_type="application/json")
 
 
+def _unavailable() -> Response:
+    return Response(b'{"error":"unavailable"}', status_code=503, media_type="application/json")
+
+
 def _not_found() -> Response:
     # Same as Starlette's own 404, so a wrong token looks like no route at all.
     return PlainTextResponse("Not Found", status_code=404)
@@ -124,12 +128,18 @@ def create_webhook_app(
             "path_token must be 16-128 characters from A-Z a-z 0-9 _ - "
             "(generate one with secrets.token_urlsafe(32))"
         )
-    if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 256:
+    if (
+        isinstance(max_body_bytes, bool)
+        or not isinstance(max_body_bytes, int)
+        or max_body_bytes < 256
+    ):
         raise ValueError(f"max_body_bytes must be an integer >= 256, got {max_body_bytes!r}")
     if max_age_ms is not None and (
         isinstance(max_age_ms, bool) or not isinstance(max_age_ms, int) or max_age_ms <= 0
     ):
-        raise ValueError(f"max_age_ms must be a positive integer of milliseconds or None, got {max_age_ms!r}")
+        raise ValueError(
+            f"max_age_ms must be a positive integer of milliseconds or None, got {max_age_ms!r}"
+        )
 
     stats: Counter[str] = Counter()
 
@@ -152,18 +162,27 @@ def create_webhook_app(
         if not _is_json_content_type(request.headers.get("content-type")):
             return _reject("Content-Type is not application/json")
         try:
-            readings = verify_and_decrypt_all(body, client_id, client_secret, max_age_ms=max_age_ms)
+            readings = verify_and_decrypt_all(
+                body, client_id, client_secret, max_age_ms=max_age_ms
+            )
         except WebhookVerificationError as exc:
             return _reject(exc.reason)
-        event = readings[0]
-        if require_submitted:
-            # Several readings only happen for a clientId under 16 bytes (NUL- vs
-            # space-padded IV); the one naming a job we submitted is the real one.
-            event = await run_in_threadpool(_first_submitted, readings)
-            if event is None:
-                # A valid-looking event for a job we never created: forged or not ours.
-                return _reject("job id was not submitted by this installation")
-        is_new = await run_in_threadpool(store.add, event)
+        try:
+            event = readings[0]
+            if require_submitted:
+                # Several readings only happen for a clientId under 16 bytes (NUL- vs
+                # space-padded IV); the one naming a job we submitted is the real one.
+                event = await run_in_threadpool(_first_submitted, readings)
+                if event is None:
+                    # A valid-looking event for a job we never created: forged or not ours.
+                    return _reject("job id was not submitted by this installation")
+            is_new = await run_in_threadpool(store.add, event)
+        except Exception as exc:
+            # The database, not the sender: answer 503 so Akool retries later. Log the type
+            # only, since driver messages embed the SQL parameters.
+            stats["store_error"] += 1
+            log.error("akool webhook not stored (%s); the sender will retry", type(exc).__name__)
+            return _unavailable()
         stats["accepted" if is_new else "duplicate"] += 1
         log.info(
             "akool webhook %s: job %s status %d",

@@ -3,9 +3,9 @@
 The algorithm (docs, Webhook page, and its Node/Python/Java samples):
 
 * key        = clientSecret as UTF-8 (docs: 24 bytes, AES-192; any AES length works)
-* IV         = clientId as UTF-8, cut to 16 bytes; a shorter id is padded. crypto-js (the
-  main Node sample) effectively pads with NUL bytes, the Python sample pads with NUL too,
-  other official snippets pad with spaces, so decryption accepts both.
+* IV         = clientId as UTF-8, cut to 16 bytes; a shorter id is padded. The docs'
+  crypto-js sample (in effect) and Python sample pad with NUL bytes; space padding is also
+  in circulation, so decryption accepts both and encryption defaults to NUL.
 * dataEncrypt = base64(AES-CBC(PKCS#7(plaintext)))
 * signature  = hex(sha1(concat(sorted([clientId, str(timestamp), str(nonce), dataEncrypt]))))
 

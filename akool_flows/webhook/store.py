@@ -176,8 +176,8 @@ class WebhookEventStore:
             return 0
         now = time.time()
         new = 0
-        with self._engine.begin() as conn:
-            for chunk in _chunks(ids):
+        for chunk in _chunks(ids):
+            with self._engine.connect() as conn:
                 known = set(
                     conn.scalars(
                         sa.select(submitted_table.c.job_id).where(
@@ -185,13 +185,32 @@ class WebhookEventStore:
                         )
                     )
                 )
-                rows = [
-                    {"job_id": j, "kind": kind, "submitted_at": now} for j in chunk if j not in known
-                ]
-                if rows:
-                    conn.execute(submitted_table.insert(), rows)
-                    new += len(rows)
+            rows = [
+                {"job_id": j, "kind": kind, "submitted_at": now} for j in chunk if j not in known
+            ]
+            new += self._insert_ignoring_duplicates(rows)
         return new
+
+    def _insert_ignoring_duplicates(self, rows: list[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(submitted_table.insert(), rows)
+            return len(rows)
+        except IntegrityError:
+            pass
+        # Another writer registered some of these between our SELECT and INSERT: go row by
+        # row (rare, so the slow path is fine).
+        inserted = 0
+        for row in rows:
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(submitted_table.insert(), row)
+                inserted += 1
+            except IntegrityError:
+                continue
+        return inserted
 
     def is_submitted(self, job_id: str) -> bool:
         """True if ``register_submitted`` was called for this id."""
@@ -321,9 +340,11 @@ class WebhookEventStore:
             return self._pending_ids_unlocked(loop)
 
     def _pending_ids_unlocked(self, loop: asyncio.AbstractEventLoop) -> list[str]:
-        return [j for j, entries in self._waiters.items() if any(lp is loop for lp, _ in entries)]
+        return [j for j, waiting in self._waiters.items() if any(lp is loop for lp, _ in waiting)]
 
-    def _resolve_local(self, loop: asyncio.AbstractEventLoop, found: dict[str, WebhookEvent]) -> None:
+    def _resolve_local(
+        self, loop: asyncio.AbstractEventLoop, found: dict[str, WebhookEvent]
+    ) -> None:
         for job_id, event in found.items():
             with self._lock:
                 futures = [f for lp, f in self._waiters.get(job_id, ()) if lp is loop]

@@ -205,3 +205,15 @@ async def test_short_client_id_nul_padded_round_trip(store):
     app = create_webhook_app(store, SHORT_CLIENT_ID, CLIENT_SECRET)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         assert (await c.post("/webhook", json=body_for(client_id=SHORT_CLIENT_ID))).status_code == 200
+
+
+async def test_database_failure_answers_503_so_akool_retries(client, app, store, monkeypatch, caplog):
+    import sqlalchemy.exc
+
+    def broken(event):
+        raise sqlalchemy.exc.OperationalError("INSERT ...", {"event_json": "plaintext-xyz"}, Exception("disk I/O"))
+
+    monkeypatch.setattr(store, "add", broken)
+    resp = await client.post("/webhook", json=body_for())
+    assert resp.status_code == 503 and app.state.stats["store_error"] == 1
+    assert "OperationalError" in caplog.text and "plaintext-xyz" not in caplog.text

@@ -192,3 +192,20 @@ async def test_cancelled_wait_cleans_up(store):
 async def test_wait_for_rejects_bad_timeout(store):
     with pytest.raises(ValueError, match="timeout"):
         await store.wait_for("j", timeout=-1)
+
+
+def test_concurrent_registration_of_the_same_ids_counts_each_once(store):
+    ids = [f"r{i}" for i in range(300)]
+    counts: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def worker() -> None:
+        barrier.wait()
+        counts.append(store.register_submitted_many(ids))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(counts) == 300 and all(store.is_submitted(i) for i in ids[:5])
