@@ -162,9 +162,17 @@ def cancel(kind: str | JobKind, job: Job | str) -> Call:
 
 # --- account, catalogues and tools -----------------------------------------------------------
 
+def _token_from(payload: dict[str, Any]) -> str:
+    token = payload.get("token")
+    if not isinstance(token, str) or not token.strip():
+        # Without this the next call would go out unauthenticated (and exchange again, forever).
+        raise MalformedResponseError("getToken answer has no token", endpoint=GET_TOKEN_PATH, http_status=200)
+    return token.strip()
+
+
 def get_token(client_id: str, client_secret: str) -> Call:
     return Call("POST", GET_TOKEN_PATH, body={"clientId": client_id, "clientSecret": client_secret},
-                auth=False, parse=lambda payload: payload.get("token"))
+                auth=False, parse=_token_from)
 
 
 def _params(**kw: Any) -> dict[str, Any]:
