@@ -217,3 +217,15 @@ async def test_database_failure_answers_503_so_akool_retries(client, app, store,
     resp = await client.post("/webhook", json=body_for())
     assert resp.status_code == 503 and app.state.stats["store_error"] == 1
     assert "OperationalError" in caplog.text and "plaintext-xyz" not in caplog.text
+
+
+async def test_mountable_under_a_prefix_like_the_airflow_plugin_does(store):
+    from fastapi import FastAPI
+
+    store.register_submitted(JOB)
+    host = FastAPI()
+    host.mount("/akool", create_webhook_app(store, CLIENT_ID, CLIENT_SECRET, path_token=TOKEN))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=host), base_url="http://t") as c:
+        assert (await c.post(f"/akool/webhook/{TOKEN}", json=body_for())).status_code == 200
+        assert (await c.get("/akool/healthz")).status_code == 200
+    assert store.latest(JOB) is not None

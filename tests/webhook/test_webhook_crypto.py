@@ -313,3 +313,15 @@ def test_docs_key_length_padding_variant_is_accepted():
     cipher = AES.new(CLIENT_SECRET.encode(), AES.MODE_CBC, CLIENT_ID.encode()[:16])
     data_encrypt = base64.b64encode(cipher.encrypt(padded)).decode()
     assert verify_and_decrypt(_signed(data_encrypt), CLIENT_ID, CLIENT_SECRET).raw == PAYLOAD
+
+
+def test_importing_the_crypto_does_not_load_sqlalchemy_or_starlette():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from akool_flows.webhook import verify_and_decrypt, WebhookEvent; "
+        "print(sorted(m for m in ('sqlalchemy', 'starlette', 'uvicorn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
