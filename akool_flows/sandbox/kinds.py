@@ -368,8 +368,9 @@ def _billed_seconds(duration: float) -> int:
 
 
 def _video_credits(duration: float) -> float:
-    # One credit per billed second block of 10 s, i.e. deduction_lock_duration / 10.
-    return float(_billed_seconds(duration) // 10)
+    # The docs call deduction_duration "credits consumed by the final result": the billed
+    # seconds are the credits.
+    return float(_billed_seconds(duration))
 
 
 def _rate(body: dict[str, Any], *, required: bool) -> str:
@@ -594,7 +595,7 @@ def _prepare_video_translation(body: dict[str, Any], state: SandboxState) -> Pla
             state.remember_lipsync_translation(key, job)
 
     return Plan(
-        cost=_video_credits(duration) * (2 if lipsync else 1),
+        cost=_video_credits(duration),
         fields={
             "type": 8,
             "sub_type": 801,
@@ -751,7 +752,7 @@ KINDS: dict[str, KindSpec] = {
         FaceswapKind("faceswap_video", f"{_V3}/faceswap/highquality/specifyvideo", _prepare_faceswap(True, False), webhook_type="faceswap", error=(1016, "Face swapping error")),
         FaceswapKind("reage_image", f"{_V3}/faceswap/highquality/imgreage", _prepare_faceswap(False, True), webhook_type="faceswap", error=(1016, "Face swapping error")),
         FaceswapKind("reage_video", f"{_V3}/faceswap/highquality/vidreage", _prepare_faceswap(True, True), webhook_type="faceswap", error=(1016, "Face swapping error")),
-        AnalysisKind("moderation", f"{_V3}/content/analysis/sentiment", _prepare_moderation, webhook_type="sentiment", error=(1212, "Sentiment analysis fails")),
+        AnalysisKind("moderation", f"{_V3}/content/analysis/sentiment", _prepare_moderation, webhook_type="moderation", error=(1212, "Sentiment analysis fails")),
         VideoKind("lipsync", f"{_V3}/content/video/lipsync", _prepare_lipsync, webhook_type="lipsync", error=(1211, "Create lipsync error, please try again later")),
         VideoKind("talking_photo", f"{_V3}/content/video/createbytalkingphoto", _prepare_talking_photo, webhook_type="talking photo", error=(1015, "Create video error, please try again later")),
         VideoKind("video_translation", f"{_V3}/content/video/createbytranslate", _prepare_video_translation, webhook_type="video translate", error=(1205, "Create video error, please try again later")),
