@@ -8,12 +8,15 @@ kind is one entry here (plus its request model in ``models.py``).
 from __future__ import annotations
 
 import math
+import re
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
+from pydantic.fields import FieldInfo
 
 from akool_flows.api import models as m
 from akool_flows.api.errors import UnknownKindError, ValidationError
@@ -84,7 +87,7 @@ class JobKind:
             return self.request_model.model_validate(dict(fields))
         except PydanticValidationError as exc:
             raise ValidationError(describe_validation_error(self, exc), kind=self.name,
-                                  field=_first_field(exc)) from None
+                                  field=_first_field(self, exc)) from None
 
     def build_body(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         return m.dump_request(self.validate(fields))
@@ -97,10 +100,54 @@ class JobKind:
                                   duration_seconds=duration_seconds)
 
 
-def _first_field(exc: PydanticValidationError) -> str | None:
+def _first_field(kind: JobKind, exc: PydanticValidationError) -> str | None:
     for err in exc.errors():
         if err.get("loc"):
             return ".".join(str(p) for p in err["loc"])
+    # Cross-field rules (model validators) have no location: name the first field they mention.
+    for err in exc.errors():
+        msg = str(err.get("msg", ""))
+        hits = [(m.start(), name) for name in kind.field_names
+                if (m := re.search(rf"(?<![\w]){re.escape(name)}(?![\w])", msg))]
+        if hits:
+            return min(hits)[1]
+    return None
+
+
+def _description(kind: JobKind, loc: tuple[Any, ...]) -> str | None:
+    """The description of the field at `loc` (e.g. ("sourceImage", 0, "opts")), if it has one."""
+    model: Any = kind.request_model
+    names = [p for p in loc if isinstance(p, str)]
+    for i, part in enumerate(names):
+        info = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        if info is None:
+            return None
+        if i == len(names) - 1:
+            return info.description or _nested_description(info.annotation)
+        model = _nested_model(info.annotation)
+        if model is None:
+            return None
+    return None
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _nested_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _nested_description(annotation: Any) -> str | None:
+    """The description of an `Annotated[..., Field(description=...)]` inside an Optional."""
+    for arg in typing.get_args(annotation):
+        if isinstance(arg, FieldInfo) and arg.description:
+            return arg.description
+        found = _nested_description(arg)
+        if found:
+            return found
     return None
 
 
@@ -121,6 +168,10 @@ def describe_validation_error(kind: JobKind, exc: PydanticValidationError) -> st
             msg = err.get("msg", "invalid").removeprefix("Value error, ")
             shown = err.get("input")
             shown = f" (got {shown!r})" if isinstance(shown, (int, float, str)) and len(str(shown)) < 80 else ""
+            described = _description(kind, err.get("loc", ()))
+            if etype == "string_pattern_mismatch" and described:
+                # A regex is not an explanation; the field's description says what is allowed.
+                msg = f"expected {described}"
             problems.append(f"{loc}: {msg}{shown}")
     return f"{kind.name}: " + "; ".join(problems)
 
