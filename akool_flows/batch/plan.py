@@ -1,0 +1,394 @@
+"""From a DataFrame to a checked plan: every row mapped to request fields, validated, keyed and priced.
+
+Nothing here talks to Akool. `plan_batch` is the "before anything is spent" step: the CLI's
+``--dry-run``, the notebook's estimate button and the Airflow operator's log all show its
+`BatchPlan.summary()`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import types
+import typing
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+import pandas as pd
+from pydantic import BaseModel
+
+from akool_flows.api.errors import ValidationError
+from akool_flows.api.kinds import JobKind, get_kind
+from akool_flows.api.models import dump_request
+from akool_flows.batch.cost import USD_PER_CREDIT, CostEstimate, check_cost_table, estimate_row
+from akool_flows.batch.errors import BatchInputError
+
+__all__ = ["BatchPlan", "plan_batch", "row_key_for", "DEFAULT_MAX_CELL_CHARS"]
+
+#: Longest text a single cell may hold. Nothing in the docs needs more, and a runaway cell is
+#: expensive (text moderation is priced per 600 characters) or a sign of a broken CSV.
+DEFAULT_MAX_CELL_CHARS = 100_000
+
+ColumnSpec = Union[None, Mapping[str, str], Callable[[dict[str, Any]], Mapping[str, Any]]]
+
+
+# --- value cleaning ------------------------------------------------------------------------------
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _python(value: Any) -> Any:
+    """numpy / pandas scalars -> plain Python (pydantic and json know those)."""
+    item = getattr(value, "item", None)
+    if item is not None and type(value).__module__ == "numpy":
+        return item()
+    return value
+
+
+def _base_types(annotation: Any) -> set[Any]:
+    """The plain types an annotation accepts: int, str, list, a model class, ("literal", values)..."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _base_types(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        out: set[Any] = set()
+        for arg in typing.get_args(annotation):
+            out |= _base_types(arg)
+        return out
+    if origin is Literal:
+        return {type(v) for v in typing.get_args(annotation)}
+    if origin in (list, tuple, set):
+        return {list}
+    if origin in (dict, Mapping):
+        return {dict}
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return {dict}
+    return {annotation}
+
+
+def _coercer(types_: set[Any]) -> Callable[[Any], Any]:
+    """Turn what a CSV cell holds (always text) into what the field wants, when unambiguous.
+
+    pydantic already reads "true" as a bool and "12" as an int for `int` fields, but not for
+    `Literal[1, 2, 3, 4]` (moderation `type`), and never parses JSON for list fields.
+    """
+    wants_int = int in types_ and bool not in types_ and str not in types_
+    wants_json = bool(types_ & {list, dict}) and str not in types_
+
+    def coerce(value: Any) -> Any:
+        if wants_int:
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            if isinstance(value, str):
+                text = value.strip()
+                try:
+                    number = float(text)
+                except ValueError:
+                    return value
+                if number.is_integer() and math.isfinite(number):
+                    return int(number)
+        if wants_json and isinstance(value, str) and value.strip()[:1] in ("[", "{"):
+            try:
+                return json.loads(value)
+            except ValueError:
+                return value  # validation will say what the field expects
+        return value
+
+    return coerce
+
+
+def _field_coercers(kind: JobKind) -> dict[str, Callable[[Any], Any]]:
+    out = {}
+    for name, info in kind.request_model.model_fields.items():
+        out[info.alias or name] = _coercer(_base_types(info.annotation))
+    return out
+
+
+# --- keys ------------------------------------------------------------------------------------------
+
+def row_key_for(kind: str | JobKind, body: Mapping[str, Any]) -> str:
+    """Stable key of one request: the same kind and fields give the same key, in any process."""
+    k = get_kind(kind)
+    text = json.dumps({"kind": k.name, "body": body}, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def default_batch_id(kind: JobKind, keys: list[str]) -> str:
+    """Hash of the kind and every row key, so the same input resumes the same batch."""
+    h = hashlib.sha256(kind.name.encode())
+    for key in keys:
+        h.update(b"\0" + key.encode())
+    return f"{kind.name}-{h.hexdigest()[:16]}"
+
+
+# --- the plan --------------------------------------------------------------------------------------
+
+@dataclass
+class BatchPlan:
+    """Every input row mapped, validated, keyed and priced; nothing spent yet.
+
+    ``rows`` has one row per input row, in input order: ``row_key``, ``input_index`` (the input
+    DataFrame's index), ``fields`` (the request body, or the raw mapped fields when invalid),
+    ``valid``, ``error`` (why a row was rejected), ``est_credits`` (NaN: rejected or unknown) and
+    ``cost_source``.
+    """
+
+    kind: JobKind
+    rows: pd.DataFrame
+    estimate: CostEstimate
+    #: The input table (its columns are carried into the results).
+    source: pd.DataFrame = field(repr=False)
+    # Plain lists mirroring `rows`, for the engine's hot loop (no pandas there).
+    keys: list[str] = field(repr=False, default_factory=list)
+    bodies: list[dict[str, Any]] = field(repr=False, default_factory=list)
+    valid: list[bool] = field(repr=False, default_factory=list)
+    errors: list[str | None] = field(repr=False, default_factory=list)
+    est: list[float | None] = field(repr=False, default_factory=list)
+    cost_table: dict[str, float] = field(repr=False, default_factory=dict)
+
+    @property
+    def valid_count(self) -> int:
+        return sum(self.valid)
+
+    @property
+    def rejected_count(self) -> int:
+        return len(self.valid) - self.valid_count
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @property
+    def batch_id(self) -> str:
+        """The default batch id of this plan (see `run_batch`)."""
+        return default_batch_id(self.kind, self.keys)
+
+    def rejections(self, limit: int | None = 10) -> list[dict[str, Any]]:
+        """The most common rejection reasons: ``[{"error", "count", "first_rows"}]``."""
+        by_error: dict[str, list[Any]] = {}
+        index = self.source.index
+        for i, (ok, err) in enumerate(zip(self.valid, self.errors)):
+            if not ok:
+                by_error.setdefault(err or "invalid", []).append(_plain(index[i]))
+        ranked = sorted(by_error.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        return [{"error": err, "count": len(rows), "first_rows": rows[:5]} for err, rows in ranked[:limit]]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able overview for logs, XCom and widgets."""
+        return {"kind": self.kind.name, "batch_id": self.batch_id, "rows": len(self), "valid": self.valid_count,
+                "rejected": self.rejected_count, "rejections": self.rejections(),
+                "estimate": self.estimate.to_dict(), "estimate_text": self.estimate.describe()}
+
+    def with_estimates(self, est: list[float | None], sources: list[str | None],
+                       usd_per_credit: float) -> BatchPlan:
+        """A copy with other per-row estimates (the engine fills unknowns from the ledger)."""
+        rows = self.rows.copy()
+        rows["est_credits"] = [math.nan if e is None else e for e in est]
+        rows["cost_source"] = sources
+        return BatchPlan(kind=self.kind, rows=rows, source=self.source, keys=self.keys, bodies=self.bodies,
+                         valid=self.valid, errors=self.errors, est=list(est), cost_table=self.cost_table,
+                         estimate=CostEstimate.from_rows(est, sources, usd_per_credit))
+
+
+def _plain(value: Any) -> Any:
+    value = _python(value)
+    return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
+
+
+def _check_df(df: Any) -> pd.DataFrame:
+    if not isinstance(df, pd.DataFrame):
+        raise BatchInputError(f"expected a pandas DataFrame of inputs, got {type(df).__name__}", field="df")
+    if not df.index.is_unique:
+        raise BatchInputError("the DataFrame's index has duplicate labels; call df.reset_index(drop=True) "
+                              "so every input row can be named in the results", field="df")
+    return df
+
+
+def _resolve_mapping(kind: JobKind, df: pd.DataFrame, columns: ColumnSpec,
+                     defaults: Mapping[str, Any]) -> Callable[[dict[str, Any]], Mapping[str, Any]]:
+    """A function row-dict -> fields, after checking the mapping against the table once."""
+    names = kind.field_names
+    available = [str(c) for c in df.columns]
+    if callable(columns):
+        return columns
+    if columns is None:
+        mapping = {c: c for c in available if c in names}
+    elif isinstance(columns, Mapping):
+        mapping = dict(columns)
+        for fname, col in mapping.items():
+            if fname not in names:
+                raise BatchInputError(f"columns: {fname!r} is not a {kind.name} field; allowed: {', '.join(names)}",
+                                      field="columns")
+            if col not in df.columns:
+                raise BatchInputError(f"columns: column {col!r} (for field {fname!r}) is not in the input; "
+                                      f"columns: {', '.join(available) or '(none)'}", field="columns")
+    else:
+        raise BatchInputError("columns must be None, a {field: column} mapping or a function row -> fields",
+                              field="columns")
+    missing = [f for f in kind.required_fields if f not in mapping and f not in defaults]
+    if missing:
+        hint = (f"; pass columns={{{missing[0]!r}: '<column>'}} or defaults={{{missing[0]!r}: ...}}"
+                if columns is None else "")
+        raise BatchInputError(
+            f"{kind.name} needs field(s) {', '.join(missing)} but no input column provides them "
+            f"(columns: {', '.join(available) or '(none)'}){hint}", field="columns")
+    return lambda row: {fname: row[col] for fname, col in mapping.items()}
+
+
+def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = None,
+               defaults: Mapping[str, Any] | None = None, cost_table: Mapping[str, float] | None = None,
+               durations: str | None = None, dedupe: bool = True,
+               max_cell_chars: int = DEFAULT_MAX_CELL_CHARS, ledger: Any = None,
+               usd_per_credit: float = USD_PER_CREDIT) -> BatchPlan:
+    """Map, validate, key and price every row of ``df`` as a job of ``kind``; spend nothing.
+
+    Args:
+        df: one input row per job.
+        kind: a registry kind name (``"moderation"``, ``"video_translation"``...).
+        columns: ``None`` uses the columns named as the docs' fields; a ``{field: column}`` dict
+            maps them; a function ``row_dict -> fields`` builds them freely.
+        defaults: constant fields for every row (a row's own non-empty value wins).
+        cost_table: ``{kind: credits per job}`` for kinds whose price the docs do not publish.
+        durations: column holding media seconds (prices audio/video moderation).
+        dedupe: reject rows whose request is identical to an earlier row's (paying twice for the
+            same answer); ``False`` submits each copy.
+        max_cell_chars: longest text accepted in one field; longer rows are rejected.
+        ledger: a `Ledger` (or its path) whose finished jobs price kinds of unknown cost.
+        usd_per_credit: conversion for the USD figures.
+
+    Rows that fail validation are *rejected* (``valid`` False, ``error`` says which field and what
+    is allowed); only a problem with the whole input raises (`BatchInputError`).
+    """
+    k = get_kind(kind)
+    df = _check_df(df)
+    defaults = dict(defaults or {})
+    unknown_defaults = [n for n in defaults if n not in k.field_names]
+    if unknown_defaults:
+        raise BatchInputError(f"defaults: {', '.join(map(repr, unknown_defaults))} not {k.name} field(s); "
+                              f"allowed: {', '.join(k.field_names)}", field="defaults")
+    if durations is not None and durations not in df.columns:
+        raise BatchInputError(f"durations: column {durations!r} is not in the input", field="durations")
+    if not isinstance(max_cell_chars, int) or max_cell_chars < 1:
+        raise BatchInputError("max_cell_chars must be a positive integer", field="max_cell_chars")
+    table = check_cost_table(cost_table)
+    to_fields = _resolve_mapping(k, df, columns, defaults)
+    coercers = _field_coercers(k)
+    observed = _observed(ledger, k.name)
+
+    keys: list[str] = []
+    bodies: list[dict[str, Any]] = []
+    valid: list[bool] = []
+    errors: list[str | None] = []
+    est: list[float | None] = []
+    sources: list[str | None] = []
+    first_seen: dict[str, Any] = {}
+    seen_count: Counter[str] = Counter()
+    used: set[str] = set()
+    records = df.to_dict("records")
+    for position, row in enumerate(records):
+        label = df.index[position]
+        body, error = _row_fields(k, row, to_fields, defaults, coercers, max_cell_chars)
+        key = row_key_for(k, body)
+        if error is None:
+            if key in first_seen and dedupe:
+                error = (f"duplicate of input row {_plain(first_seen[key])}: the same {k.name} request "
+                         f"(submitted once; pass dedupe=False / --allow-duplicates to pay for each copy)")
+            seen_count[key] += 1
+            first_seen.setdefault(key, label)
+            if not dedupe and seen_count[key] > 1:
+                key = f"{key}#{seen_count[key]}"
+        if key in used:
+            key = f"{key}@{position}"  # identical rejected rows still need distinct keys
+        used.add(key)
+        keys.append(key)
+        bodies.append(body)
+        valid.append(error is None)
+        errors.append(error)
+        if error is None:
+            duration = _duration(row.get(durations)) if durations else None
+            credits, source = estimate_row(k, body, duration_seconds=duration, cost_table=table, observed=observed)
+        else:
+            credits, source = None, None
+        est.append(credits)
+        sources.append(source)
+
+    rows = pd.DataFrame({
+        "row_key": keys,
+        "input_index": list(df.index),
+        "fields": bodies,
+        "valid": valid,
+        "error": errors,
+        "est_credits": [math.nan if c is None else c for c in est],
+        "cost_source": sources,
+    }, index=df.index)
+    return BatchPlan(kind=k, rows=rows, estimate=CostEstimate.from_rows(est, sources, usd_per_credit), source=df,
+                     keys=keys, bodies=bodies, valid=valid, errors=errors, est=est, cost_table=table)
+
+
+def _row_fields(k: JobKind, row: dict[str, Any], to_fields: Callable[[dict[str, Any]], Mapping[str, Any]],
+                defaults: Mapping[str, Any], coercers: Mapping[str, Callable[[Any], Any]],
+                max_cell_chars: int) -> tuple[dict[str, Any], str | None]:
+    """The request body of one row (validated and dumped) or the raw fields plus why they fail."""
+    try:
+        mapped = to_fields(row)
+        if not isinstance(mapped, Mapping):
+            return {}, f"the row function returned {type(mapped).__name__}, expected a dict of fields"
+    except Exception as exc:  # a user's row function: report per row, do not stop the plan
+        return {}, f"the row function failed: {type(exc).__name__}: {exc}"
+    fields: dict[str, Any] = {}
+    for name, value in {**defaults, **{n: v for n, v in mapped.items() if not _is_missing(v)}}.items():
+        value = _python(value)
+        if _is_missing(value):
+            continue
+        if isinstance(value, str):
+            if len(value) > max_cell_chars:
+                shown = {n: (f"<{len(v):,} characters>" if isinstance(v, str) and len(v) > 200 else v)
+                         for n, v in fields.items()}
+                return shown, (f"{k.name}: {name}: {len(value):,} characters, over the limit of "
+                               f"{max_cell_chars:,} (max_cell_chars)")
+            if "\x00" in value:
+                return fields, f"{k.name}: {name}: contains a NUL character (binary data in a text cell?)"
+        fields[name] = coercers[name](value) if name in coercers else value
+    try:
+        return dump_request(k.validate(fields)), None
+    except ValidationError as exc:
+        return _jsonable(fields), exc.message
+
+
+def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:
+    try:
+        json.dumps(fields)
+        return fields
+    except (TypeError, ValueError):
+        return {n: (v if isinstance(v, (str, int, float, bool, list, dict)) or v is None else str(v))
+                for n, v in fields.items()}
+
+
+def _duration(value: Any) -> float | None:
+    value = _python(value)
+    if _is_missing(value):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _observed(ledger: Any, kind: str) -> float | None:
+    if ledger is None:
+        return None
+    from akool_flows.batch.ledger import Ledger
+
+    if isinstance(ledger, Ledger):
+        return ledger.observed_credits(kind)[0]
+    with Ledger(ledger, create=False) as opened:
+        return opened.observed_credits(kind)[0] if opened.exists else None

@@ -1,0 +1,87 @@
+"""Progress of a running batch, and two ways to show it (a bar on a terminal, plain log lines otherwise).
+
+The engine calls ``progress(Progress)`` a few times per second at most, never per job, so a
+callback may redraw a widget or write a log line without slowing the batch.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, TextIO
+
+__all__ = ["Progress", "ProgressPrinter"]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Counts of a batch so far. ``submitted`` counts rows that have (or had) a job id."""
+
+    total: int
+    submitted: int = 0
+    completed: int = 0
+    failed: int = 0
+    rejected: int = 0
+    uncertain: int = 0
+    cancelled: int = 0
+    timed_out: int = 0
+    in_flight: int = 0
+    #: Credits of finished jobs (reported by Akool, else estimated) plus estimates of running ones.
+    credits: float = 0.0
+    elapsed: float = 0.0
+    #: True on the last call of a run.
+    done: bool = False
+    #: Why submission stopped early: "budget", "cancel", "quota", "auth", or None.
+    stopped_by: str | None = None
+
+    @property
+    def finished(self) -> int:
+        """Rows with an outcome (terminal for this run)."""
+        return self.completed + self.failed + self.rejected + self.uncertain + self.cancelled + self.timed_out
+
+    @property
+    def fraction(self) -> float:
+        return self.finished / self.total if self.total else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "finished": self.finished}
+
+    def line(self) -> str:
+        """One readable line: ``412/2000 done (20.6%) | 380 ok, 12 failed, ... | 41.2 credits | 12s``."""
+        parts = [f"{self.completed} ok"]
+        for name in ("failed", "rejected", "uncertain", "timed_out", "cancelled"):
+            value = getattr(self, name)
+            if value:
+                parts.append(f"{value} {name.replace('_', ' ')}")
+        if self.in_flight:
+            parts.append(f"{self.in_flight} running")
+        stop = f" | stopped: {self.stopped_by}" if self.stopped_by else ""
+        return (f"{self.finished}/{self.total} done ({100 * self.fraction:.1f}%) | {', '.join(parts)} | "
+                f"{self.credits:,.2f} credits | {self.elapsed:,.0f}s{stop}")
+
+
+class ProgressPrinter:
+    """A progress callback: a redrawn bar on a terminal, one plain line every ``interval`` s otherwise."""
+
+    def __init__(self, stream: TextIO | None = None, *, tty: bool | None = None, interval: float = 5.0,
+                 width: int = 28) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.interval = interval
+        self.width = width
+        self._last = 0.0
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if self.tty:
+            filled = int(self.width * p.fraction)
+            bar = "#" * filled + "-" * (self.width - filled)
+            self.stream.write(f"\r[{bar}] {p.line()}\x1b[K")
+            if p.done:
+                self.stream.write("\n")
+            self.stream.flush()
+        elif p.done or now - self._last >= self.interval:
+            self._last = now
+            self.stream.write(f"progress: {p.line()}\n")
+            self.stream.flush()
