@@ -1,0 +1,263 @@
+"""HTML for the notebook apps: results table, estimate, cost summary and SVG bar charts.
+
+Pure functions from data to HTML strings, so they are testable without a kernel and the widgets
+stay thin. Everything that came from the user's data or from the API is escaped: a CSV cell or
+a moderation reason must never become markup in the notebook.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+__all__ = [
+    "STYLE",
+    "CONCLUSION_COLORS",
+    "OUTCOME_COLORS",
+    "badge_html",
+    "bar_chart_svg",
+    "cost_summary_html",
+    "estimate_html",
+    "format_credits",
+    "results_table_html",
+]
+
+#: Moderation verdicts, as Akool spells them, and how they are shown.
+CONCLUSION_COLORS: dict[str, str] = {
+    "Compliant": "#1a7f37",
+    "Non-Compliant": "#cf222e",
+    "Unknown": "#9a6700",
+}
+#: Batch outcomes (plus "pending" for rows not finished yet) and how they are shown.
+OUTCOME_COLORS: dict[str, str] = {
+    "completed": "#1a7f37",
+    "failed": "#cf222e",
+    "rejected": "#6e7781",
+    "cancelled": "#6e7781",
+    "uncertain": "#9a6700",
+    "timed_out": "#9a6700",
+    "pending": "#8c959f",
+    "submitting": "#0969da",
+    "running": "#0969da",
+}
+_FALLBACK_COLOR = "#57606a"
+
+# One stylesheet for every app, scoped by the akool- prefix. JupyterLab applies a <style> in an
+# HTML widget to the whole page, so nothing here may match elements outside the apps.
+STYLE = """<style>
+.akool-app { font-size: 13px; }
+.akool-app .akool-title { font-size: 15px; font-weight: 600; margin-right: 8px; }
+.akool-badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 11px;
+  font-weight: 700; letter-spacing: .04em; color: #fff; vertical-align: middle; }
+.akool-badge-sandbox { background: #bf8700; }
+.akool-badge-live { background: #0969da; }
+.akool-pill { display: inline-block; padding: 0 6px; border-radius: 8px; color: #fff; font-size: 11px;
+  font-weight: 600; white-space: nowrap; }
+.akool-results-table { border-collapse: collapse; width: 100%; }
+.akool-results-table th, .akool-results-table td { border-bottom: 1px solid #d0d7de; padding: 3px 6px;
+  text-align: left; vertical-align: top; }
+.akool-results-table th { position: sticky; top: 0; background: var(--jp-layout-color1, #fff); }
+.akool-results-table td.akool-num { text-align: right; font-variant-numeric: tabular-nums; }
+.akool-results-table .akool-detail { white-space: pre-wrap; max-width: 38em; }
+.akool-results-table .akool-error { color: #cf222e; }
+.akool-results-scroll { max-height: 420px; overflow: auto; }
+.akool-muted { color: #6e7781; }
+.akool-kv td { padding: 1px 10px 1px 0; }
+.akool-problem { color: #cf222e; }
+</style>"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False  # lists, dicts: present
+
+
+def format_credits(value: float | None) -> str:
+    """Credits as people read them: up to 4 decimals, no trailing zeros; "unknown" for None/NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "unknown"
+    text = f"{value:,.4f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def _pill(label: str, color: str, css: str) -> str:
+    return f'<span class="akool-pill {css}" style="background:{color}">{_e(label)}</span>'
+
+
+def _slug(value: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in value.lower()).strip("-")
+
+
+def badge_html(title: str, *, sandbox: bool, target: str) -> str:
+    """The app header: title plus a SANDBOX (or LIVE API) badge naming where requests go."""
+    if sandbox:
+        badge = (f'<span class="akool-badge akool-badge-sandbox" title="{_e(target)}">SANDBOX</span>'
+                 f' <span class="akool-muted">local Akool sandbox at {_e(target)}: no credits are spent</span>')
+    else:
+        badge = (f'<span class="akool-badge akool-badge-live" title="{_e(target)}">LIVE API</span>'
+                 f' <span class="akool-muted">{_e(target)}: runs spend real credits</span>')
+    return f'{STYLE}<div class="akool-header"><span class="akool-title">{_e(title)}</span>{badge}</div>'
+
+
+def estimate_html(summary: Mapping[str, Any], rejections: Sequence[Mapping[str, Any]] = (), *,
+                  usd_per_credit: float = 0.04, resumed: Mapping[str, int] | None = None) -> str:
+    """Validation and cost estimate before anything is spent.
+
+    `summary` holds ``total``, ``valid``, ``rejected``, ``credits``, ``unknown_rows`` (and
+    optionally ``usd``); `rejections` is `BatchPlan.rejections()`: ``[{"error", "count",
+    "first_rows"}]``, the most common reasons first. `resumed` counts rows the ledger already
+    holds, per state: a rerun polls or reuses them instead of paying again.
+    """
+    total = int(summary.get("total", 0))
+    valid = int(summary.get("valid", 0))
+    n_rejected = int(summary.get("rejected", 0))
+    credits = summary.get("credits")
+    unknown = int(summary.get("unknown_rows", 0) or 0)
+    usd = summary.get("usd")
+    if usd is None and credits is not None and not _is_missing(credits):
+        usd = float(credits) * usd_per_credit
+    cost = f"{format_credits(credits)} credits"
+    if usd is not None and not _is_missing(usd):
+        cost += f" (≈ ${usd:,.2f})"
+    if unknown:
+        cost += (f' <span class="akool-muted">+ {unknown:,} row{"s" if unknown != 1 else ""} of unknown price '
+                 f'(the docs publish none; pass cost_table= to budget them)</span>')
+    rows = [
+        ("Rows", f"{total:,}"),
+        ("Valid", f"{valid:,}"),
+        ("Rejected", f'<span class="{"akool-problem" if n_rejected else ""}">{n_rejected:,}</span>'),
+        ("Estimated cost", cost),
+    ]
+    out = ['<table class="akool-kv akool-estimate-table">']
+    out += [f"<tr><td>{k}</td><td><b>{v}</b></td></tr>" for k, v in rows]
+    out.append("</table>")
+    if resumed:
+        known = sum(resumed.values())
+        states = ", ".join(f"{n:,} {state}" for state, n in sorted(resumed.items()))
+        out.append(f'<div class="akool-resume">The ledger already knows {known:,} of these rows ({_e(states)}): '
+                   f'Run resumes them without paying again.</div>')
+    if rejections:
+        out.append('<div class="akool-rejections">Rejected rows are never sent; they are reported with '
+                   'their reason:<ul>')
+        for item in rejections:
+            first = [str(r) for r in item.get("first_rows", ())]
+            count = int(item.get("count", 1))
+            where = ", ".join(first) + ("…" if count > len(first) else "")
+            label = f"row {where}" if count == 1 else f"{count:,} rows ({where})"
+            out.append(f'<li class="akool-problem"><span class="akool-rejected-rows">{_e(label)}</span>: '
+                       f'{_e(item.get("error"))}</li>')
+        out.append("</ul></div>")
+    return "".join(out)
+
+
+def _cell(column: str, value: Any, *, max_chars: int) -> str:
+    if _is_missing(value) or value == "":
+        return '<td class="akool-muted">–</td>'
+    if column == "conclusion":
+        color = CONCLUSION_COLORS.get(str(value), _FALLBACK_COLOR)
+        return f'<td class="akool-conclusion">{_pill(str(value), color, "akool-conclusion-" + _slug(str(value)))}</td>'
+    if column == "outcome":
+        color = OUTCOME_COLORS.get(str(value), _FALLBACK_COLOR)
+        return f'<td class="akool-outcome">{_pill(str(value), color, "akool-outcome-" + _slug(str(value)))}</td>'
+    if column == "credits" or column.startswith("est_credits"):
+        return f'<td class="akool-num">{_e(format_credits(float(value)))}</td>'
+    text = str(value)
+    if column in ("result_url", "url", "result_urls") and text.startswith(("http://", "https://")):
+        short = text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+        return (f'<td><a href="{_e(text)}" target="_blank" rel="noopener noreferrer">{_e(short)}</a></td>')
+    css = "akool-detail" if column == "detail" else "akool-error" if column == "error_message" else ""
+    shown = text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+    title = f' title="{_e(text)}"' if shown != text else ""
+    return f'<td class="{css}"{title}>{_e(shown)}</td>'
+
+
+def results_table_html(results: pd.DataFrame, columns: Sequence[str], *, labels: Mapping[str, str] | None = None,
+                       max_rows: int = 200, max_chars: int = 160, empty: str = "No results yet.") -> str:
+    """The results as an HTML table: one `<tr class="akool-row ...">` per row, the conclusion and
+    outcome as coloured pills, long text cut with the full text in a tooltip.
+
+    Only the first `max_rows` rows are drawn (a notebook cannot show 100,000 rows usefully);
+    the caption says how many exist and where the rest are.
+    """
+    if results is None or len(results) == 0:
+        return f'<div class="akool-results-empty akool-muted">{_e(empty)}</div>'
+    labels = labels or {}
+    shown_cols = [c for c in columns if c in results.columns]
+    head = "".join(f"<th>{_e(labels.get(c, c))}</th>" for c in shown_cols)
+    body = []
+    for _, row in results.head(max_rows).iterrows():
+        classes = ["akool-row"]
+        for key in ("outcome", "conclusion"):
+            if key in results.columns and not _is_missing(row.get(key)):
+                classes.append(f"akool-{key}-{_slug(str(row[key]))}")
+        cells = "".join(_cell(c, row.get(c), max_chars=max_chars) for c in shown_cols)
+        body.append(f'<tr class="{" ".join(classes)}">{cells}</tr>')
+    caption = ""
+    if len(results) > max_rows:
+        caption = (f'<div class="akool-muted">Showing the first {max_rows:,} of {len(results):,} rows; '
+                   f'<code>app.results</code> has all of them.</div>')
+    return (f'<div class="akool-results-scroll"><table class="akool-results-table"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table></div>{caption}')
+
+
+def bar_chart_svg(values: Mapping[str, float], *, title: str, colors: Mapping[str, str] | None = None,
+                  value_format: str = "{:,.0f}", width: int = 320, bar_height: int = 18) -> str:
+    """A small horizontal bar chart as inline SVG (no plotting library needed in the kernel)."""
+    colors = colors or {}
+    items = [(str(k), float(v)) for k, v in values.items() if v is not None and not _is_missing(v)]
+    label_w, value_w, gap = 110, 70, 4
+    bar_w = width - label_w - value_w
+    height = 22 + len(items) * (bar_height + gap)
+    top = max((v for _, v in items), default=0.0)
+    parts = [f'<svg class="akool-chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'role="img" aria-label="{_e(title)}">',
+             f'<text x="0" y="13" font-size="12" font-weight="600" fill="currentColor">{_e(title)}</text>']
+    if not items:
+        parts.append('<text x="0" y="34" font-size="11" fill="#6e7781">nothing yet</text>')
+    for i, (label, value) in enumerate(items):
+        y = 20 + i * (bar_height + gap)
+        w = 0 if top <= 0 else max(1.0, bar_w * value / top) if value > 0 else 0
+        color = colors.get(label, _FALLBACK_COLOR)
+        parts.append(f'<g class="akool-bar" data-label="{_e(label)}" data-value="{value:g}">'
+                     f'<text x="{label_w - 6}" y="{y + bar_height - 5}" font-size="11" text-anchor="end" '
+                     f'fill="currentColor">{_e(label)}</text>'
+                     f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_height}" rx="2" fill="{color}"/>'
+                     f'<text x="{label_w + w + 4:.1f}" y="{y + bar_height - 5}" font-size="11" '
+                     f'fill="currentColor">{_e(value_format.format(value))}</text></g>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def cost_summary_html(summary: Mapping[str, Any], *, estimate_credits: float | None = None) -> str:
+    """After a run: rows per outcome, credits spent vs. estimated, USD, wall time."""
+    counts = summary.get("counts") or {}
+    credits = summary.get("credits")
+    usd = summary.get("usd")
+    rows = []
+    for outcome in ("completed", "failed", "rejected", "cancelled", "uncertain", "timed_out"):
+        n = counts.get(outcome)
+        if n:
+            rows.append((outcome, f"{int(n):,}"))
+    spent = f"{format_credits(credits)} credits"
+    if usd is not None and not _is_missing(usd):
+        spent += f" (≈ ${float(usd):,.2f})"
+    rows.append(("Spent", spent))
+    if estimate_credits is not None and not _is_missing(estimate_credits):
+        rows.append(("Estimated", f"{format_credits(estimate_credits)} credits"))
+    wall = summary.get("wall_seconds", summary.get("wall_time"))
+    if wall is not None and not _is_missing(wall):
+        rows.append(("Wall time", f"{float(wall):,.1f} s"))
+    return ('<table class="akool-kv akool-cost-summary">'
+            + "".join(f"<tr><td>{_e(k)}</td><td><b>{v}</b></td></tr>" for k, v in rows) + "</table>")
