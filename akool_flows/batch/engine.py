@@ -24,6 +24,7 @@ submission *before* the next row's estimate would cross it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import heapq
 import itertools
 import json
@@ -38,7 +39,7 @@ from typing import Any
 
 import pandas as pd
 
-from akool_flows.api.client import AkoolClient, AsyncAkoolClient, _status_from_event
+from akool_flows.api.client import DEFAULT_BASE_URL, AkoolClient, AsyncAkoolClient, _status_from_event
 from akool_flows.api.errors import (
     AkoolError,
     AuthenticationError,
@@ -203,7 +204,8 @@ class _Run:
         """Make sure the ledger knows the batch and every valid row (new rows start ``pending``)."""
         valid = [(self.plan.keys[i], i) for i in range(self.n) if self.plan.valid[i]]
         self.ledger.begin_batch(self.batch_id, self.kind.name, valid,
-                                meta={"rows": self.n, "valid": len(valid), "kind": self.kind.name})
+                                meta={"rows": self.n, "valid": len(valid), "kind": self.kind.name},
+                                endpoint=self.client.base_url)
 
     def prepare(self) -> None:
         """Reconcile the plan with the ledger: what is finished, running, uncertain, to submit."""
@@ -216,7 +218,8 @@ class _Run:
         rows = ledger.rows(self.batch_id)
         if self.reuse:
             fresh = [k for k, _ in valid if rows[k].state == "pending" and rows[k].attempts == 0]
-            found = ledger.find_elsewhere(self.kind.name, fresh, self.batch_id) if fresh else {}
+            found = (ledger.find_elsewhere(self.kind.name, fresh, self.batch_id, endpoint=self.client.base_url)
+                     if fresh else {})
             for key, (other, source) in found.items():
                 ledger.adopt(self.batch_id, key, source, other)
             if found:
@@ -413,16 +416,23 @@ class _Run:
         if not heap:
             return []
         now = time.monotonic()
+        if heap[0][0] > now:
+            return []
         taken: list[_InFlight] = []
-        limit = 100 if self.kind.batch_poll else 1
-        min_duration = self.min_duration
-        while heap and heap[0][0] <= now and len(taken) < limit:
+        if self.kind.batch_poll:
+            # One listbyids call answers 100 jobs for the price of one: once a poll is due, take
+            # along every job that would be due within the next interval.
+            limit, horizon = 100, now + self.poll_interval
+        else:
+            limit, horizon = 1, now
+        min_duration = self.min_duration if self.events is None else None
+        while heap and heap[0][0] <= horizon and len(taken) < limit:
             _, _, rec = heapq.heappop(heap)
             if rec.done:
                 continue
-            if min_duration is not None and self.events is None and now < rec.deadline:
+            if min_duration is not None and now < rec.deadline:
                 earliest = rec.t0 + min_duration
-                if now < earliest:
+                if earliest > horizon:
                     # No job of this batch has finished this fast yet: poll when one could have.
                     heapq.heappush(heap, (min(earliest, rec.deadline), next(self._seq), rec))
                     continue
@@ -838,6 +848,14 @@ class _Run:
         return BatchResult(results=results, cost_log=costs, summary=summary, plan=self.plan)
 
 
+def default_batch_id_for(plan: BatchPlan, base_url: str) -> str:
+    """The plan's batch id against the real API; other endpoints (a sandbox) get their own, so
+    a ledger never mixes job ids of two APIs."""
+    if base_url.rstrip("/") == DEFAULT_BASE_URL:
+        return plan.batch_id
+    return f"{plan.batch_id}@{hashlib.sha256(base_url.encode()).hexdigest()[:8]}"
+
+
 def _register(store: Any, ids: list[str], kind: str) -> None:
     many = getattr(store, "register_submitted_many", None)
     if many is not None:
@@ -893,11 +911,11 @@ async def arun_batch(plan_or_df: BatchPlan | pd.DataFrame, kind: str | None = No
                 plan = plan.with_estimates(est, sources, usd_per_credit)
                 log.info("priced %s rows from %d finished %s jobs in the ledger", plan.estimate.sources["observed"],
                          n, plan.kind.name)
-        batch = batch_id or plan.batch_id
-        if not isinstance(batch, str) or not batch.strip() or len(batch) > 200:
+        if batch_id is not None and (not isinstance(batch_id, str) or not batch_id.strip() or len(batch_id) > 200):
             raise BatchInputError("batch_id must be a non-empty string of at most 200 characters", field="batch_id")
         api, owns_client = _async_client(client, concurrency)
         try:
+            batch = batch_id or default_batch_id_for(plan, api.base_url)
             run = _Run(plan, api, led, batch, concurrency=concurrency, max_requests_per_second=max_requests_per_second,
                        poll_interval=poll_interval, job_timeout=job_timeout, budget_credits=budget_credits,
                        usd_per_credit=usd_per_credit, resubmit_uncertain=resubmit_uncertain, events=events,

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT NOT NUL
 CREATE TABLE IF NOT EXISTS batches (
     batch_id    TEXT PRIMARY KEY,
     kind        TEXT NOT NULL,
+    endpoint    TEXT,
     created_at  REAL NOT NULL,
     updated_at  REAL NOT NULL,
     total_rows  INTEGER NOT NULL DEFAULT 0,
@@ -204,17 +205,24 @@ class Ledger:
     # --- batches -----------------------------------------------------------------------------
 
     def begin_batch(self, batch_id: str, kind: str, rows: Sequence[tuple[str, int]],
-                    meta: dict[str, Any] | None = None) -> None:
-        """Create the batch (or check it is the same kind) and add rows not yet known as ``pending``."""
+                    meta: dict[str, Any] | None = None, endpoint: str | None = None) -> None:
+        """Create the batch (or check it is the same kind and API) and add new rows as ``pending``.
+
+        ``endpoint`` is the API base URL: job ids of one API (the sandbox) mean nothing to another.
+        """
         now = time.time()
         with self._lock:
-            found = self._exec("SELECT kind FROM batches WHERE batch_id=?", (batch_id,)).fetchone()
+            found = self._exec("SELECT kind, endpoint FROM batches WHERE batch_id=?", (batch_id,)).fetchone()
             if found and found[0] != kind:
                 raise LedgerError(f"batch {batch_id!r} in {self.path} is a {found[0]} batch, not {kind}; "
                                   "use another batch_id or ledger")
+            if found and endpoint and found[1] and found[1] != endpoint:
+                raise LedgerError(f"batch {batch_id!r} in {self.path} ran against {found[1]}, not {endpoint}; "
+                                  "its job ids mean nothing there - use another batch_id or ledger")
             if not found:
-                self._exec("INSERT INTO batches (batch_id, kind, created_at, updated_at, total_rows, meta) "
-                           "VALUES (?,?,?,?,?,?)", (batch_id, kind, now, now, len(rows), json.dumps(meta or {})))
+                self._exec("INSERT INTO batches (batch_id, kind, endpoint, created_at, updated_at, total_rows, meta) "
+                           "VALUES (?,?,?,?,?,?,?)",
+                           (batch_id, kind, endpoint, now, now, len(rows), json.dumps(meta or {})))
             else:
                 self._exec("UPDATE batches SET updated_at=?, total_rows=? WHERE batch_id=?",
                            (now, len(rows), batch_id))
@@ -332,18 +340,20 @@ class Ledger:
                              "AND credits IS NOT NULL", (kind,)).fetchone()
         return (float(mean) if mean is not None else None), int(n)
 
-    def find_elsewhere(self, kind: str, row_keys: Sequence[str], exclude_batch: str,
+    def find_elsewhere(self, kind: str, row_keys: Sequence[str], exclude_batch: str, endpoint: str | None = None,
                        states: Sequence[str] = ("submitted", "timed_out", "completed", "intent", "uncertain"),
                        ) -> dict[str, tuple[str, LedgerRow]]:
-        """Rows of *other* batches holding the identical request, most advanced first."""
+        """Rows of *other* batches holding the identical request, most advanced first; with
+        ``endpoint``, only batches run against that API base URL."""
         rank = {"completed": 0, "submitted": 1, "timed_out": 2, "uncertain": 3, "intent": 4}
         out: dict[str, tuple[str, LedgerRow]] = {}
         marks = ",".join("?" * len(states))
         for i in range(0, len(row_keys), 500):
             chunk = list(row_keys[i:i + 500])
+            same_api = "" if endpoint is None else "AND batch_id IN (SELECT batch_id FROM batches WHERE endpoint=?)"
             cur = self._exec(f"SELECT batch_id, {', '.join(_COLUMNS)} FROM jobs WHERE kind=? AND batch_id<>? "
-                             f"AND state IN ({marks}) AND row_key IN ({','.join('?' * len(chunk))})",
-                             (kind, exclude_batch, *states, *chunk))
+                             f"AND state IN ({marks}) AND row_key IN ({','.join('?' * len(chunk))}) {same_api}",
+                             (kind, exclude_batch, *states, *chunk, *([endpoint] if endpoint else [])))
             for batch_id, *cols in cur.fetchall():
                 row = LedgerRow(*cols)
                 held = out.get(row.row_key)

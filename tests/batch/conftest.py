@@ -1,0 +1,76 @@
+"""Fixtures: a real sandbox on a localhost socket, clients with short timeouts, helpers."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pandas as pd
+import pytest
+
+from akool_flows.api import AkoolClient, AsyncAkoolClient, RetryPolicy
+from akool_flows.sandbox import Sandbox, SandboxConfig
+
+FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.01, max_backoff=0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(SandboxConfig(queue_seconds=0.05, job_seconds=0.3)) as sb:
+        yield sb
+
+
+def make_client(sb: Sandbox, *, timeout: float = 5.0, sync: bool = False, **kw):
+    cls = AkoolClient if sync else AsyncAkoolClient
+    return cls(base_url=sb.base_url, detect_url=sb.detect_url, token=sb.token, timeout=timeout,
+               retry=kw.pop("retry", FAST_RETRY), **kw)
+
+
+@pytest.fixture
+def client(sandbox):
+    """A sync client (run_batch makes its async twin)."""
+    c = make_client(sandbox, sync=True)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def ledger_path(tmp_path):
+    return tmp_path / "ledger.sqlite"
+
+
+def texts(n: int, prefix: str = "comment") -> pd.DataFrame:
+    return pd.DataFrame({"text": [f"{prefix} number {i}, have a nice day" for i in range(n)]})
+
+
+MOD = {"columns": {"content": "text"}, "defaults": {"type": 4, "language": "en"}}
+
+
+@pytest.fixture
+def receiver(sandbox, tmp_path):
+    """The webhook receiver (uvicorn on a socket) with its event store."""
+    uvicorn = pytest.importorskip("uvicorn")
+    from akool_flows.webhook import WebhookEventStore, create_webhook_app
+
+    store = WebhookEventStore(f"sqlite:///{tmp_path / 'events.sqlite'}", poll_interval=0.05)
+    app = create_webhook_app(store, sandbox.client_id, sandbox.client_secret, path_token="t" * 40)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+    yield store, f"http://127.0.0.1:{port}/webhook/{'t' * 40}"
+    server.should_exit = True
+    thread.join(5)
+    store.close()
