@@ -1,0 +1,530 @@
+"""Operators that run Akool jobs: one per job kind, plus the generic `AkoolJobOperator`.
+
+Every per-kind operator takes the docs' request fields as templated keyword arguments, so a
+DAG reads like the API docs::
+
+    speak = AkoolTtsOperator(task_id="speak", input_text="{{ params.script }}",
+                             voice_id="LcfcDJNUP1GQjkzn1xUU", deferrable=True)
+    animate = AkoolTalkingPhotoOperator(task_id="animate", talking_photo_url=PHOTO,
+                                        audio_url=speak.output["result_url"])
+
+What every operator does, in order:
+
+1. validate the rendered fields against the registry's request model (a bad field fails the
+   task before anything is sent or paid for, without retries);
+2. look up what an earlier try of this task instance submitted (``task_state_store``): reattach
+   to that job instead of paying again (see `akool_flows.airflow.state`);
+3. fill face landmarks through face detect for face swap / re-age given plain URLs;
+4. record an intent, create the job, record its id (also pushed to XCom as ``job_id``);
+5. unless ``wait_for_completion=False``: wait in the worker (polling) or, with
+   ``deferrable=True``, in `AkoolJobTrigger` on the triggerer;
+6. return a small JSON dict to XCom: ``job_id, kind, state, result_url, result_urls,
+   conclusion, detail, credits, duration, error_code, error_message``.
+
+The per-kind classes are generated from the registry (``akool_flows.api.kinds.KINDS``) so
+their arguments are the request models' fields, no more and no less; they are ordinary
+importable classes with real signatures, docstrings and ``template_fields``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+import time
+import types
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+
+from airflow.sdk import BaseOperator, conf
+from pydantic import BaseModel
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from akool_flows.airflow.hooks import AkoolHook
+from akool_flows.airflow.state import SubmissionGuard, request_fingerprint, uncertain_message
+from akool_flows.api.errors import AkoolError, NotFoundError, ValidationError, create_may_have_happened
+from akool_flows.api.jobs import Job, JobStatus
+from akool_flows.api.kinds import KINDS, JobKind, get_kind
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["AkoolJobFailedException", "AkoolJobOperator", "OPERATORS", "job_result", "make_job_operator"]
+
+#: Transient status-poll failures in a row tolerated while waiting in the worker.
+MAX_POLL_ERRORS = 10
+
+
+class AkoolJobFailedException(AirflowException):
+    """An Akool job ended in status 4 (failed); carries Akool's code and message."""
+
+    def __init__(self, message: str, *, job_id: str | None = None, kind: str | None = None,
+                 code: int | None = None, akool_message: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.kind = kind
+        self.code = code
+        self.akool_message = akool_message
+
+
+def job_result(status: JobStatus | Mapping[str, Any]) -> dict[str, Any]:
+    """The XCom value of a finished job: small JSON, no raw payload, no secrets."""
+    out = status.to_dict() if isinstance(status, JobStatus) else dict(status)
+    urls = list(out.get("result_urls") or [])
+    out["result_urls"] = urls
+    out["result_url"] = urls[0] if urls else None
+    return out
+
+
+def _seconds(value: float | timedelta | None, name: str) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise ValidationError(f"{name} must be a positive number of seconds or a timedelta, got {value!r}",
+                              field=name)
+    return float(seconds)
+
+
+_BASE_PARAMS = frozenset(inspect.signature(BaseOperator.__init__).parameters) - {"self", "kwargs"}
+
+
+class AkoolJobOperator(BaseOperator):
+    """Create one Akool job of any kind in the registry and wait for its result.
+
+    :param kind: the job kind (``tts``, ``moderation``, ``talking_photo``, ... - see
+        ``akool-flows kinds``). Per-kind subclasses fix it.
+    :param fields: the request fields, with the docs' names (templated). Per-kind subclasses
+        take them as keyword arguments instead.
+    :param akool_conn_id: the ``akool`` connection (default ``akool_default``).
+    :param wait_for_completion: wait until the job completes or fails (default True; False
+        returns the job id at once, e.g. for `AkoolJobSensor` downstream).
+    :param deferrable: wait on the triggerer (`AkoolJobTrigger`) and free the worker slot.
+        Default: Airflow's ``[operators] default_deferrable``.
+    :param poll_interval: seconds between status polls (default 10).
+    :param timeout: seconds (or timedelta) to wait for the job; None waits as long as it takes.
+        The job keeps running on Akool after a timeout; a retry reattaches to it.
+    :param detect_faces: fill missing face landmarks (``opts``) through face detect.
+    :param use_webhook: when the connection names a webhook receiver, send ``webhookUrl`` and
+        complete from the callback (polls continue as a fallback).
+    :param resubmit_uncertain: when an earlier try may have created a job whose id was lost,
+        pay for a new one instead of failing (default False: fail and say how to resolve).
+
+    ``multiple_outputs`` defaults to True: besides the whole dict (``return_value``), each key
+    is its own XCom, so downstream tasks take ``op.output["result_url"]`` directly.
+    """
+
+    template_fields: Sequence[str] = ("fields",)
+    template_fields_renderers: ClassVar[dict[str, str]] = {"fields": "json"}
+    ui_color = "#ede7ff"
+
+    #: Fixed by per-kind subclasses.
+    job_kind: ClassVar[str | None] = None
+    #: Per-kind subclasses: the attribute names holding the request fields.
+    field_args: ClassVar[tuple[str, ...]] = ()
+    default_wait_for_completion: ClassVar[bool] = True
+
+    def __init__(self, *, kind: str | None = None, fields: Mapping[str, Any] | Any = None,
+                 akool_conn_id: str = AkoolHook.default_conn_name, wait_for_completion: bool | None = None,
+                 deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+                 poll_interval: float | timedelta = 10.0, timeout: float | timedelta | None = None,
+                 detect_faces: bool = True, use_webhook: bool = True, resubmit_uncertain: bool = False,
+                 **kwargs: Any) -> None:
+        unknown = sorted(set(kwargs) - _BASE_PARAMS)
+        fixed = type(self).job_kind
+        if unknown:
+            known = get_kind(kind or fixed).field_names if (kind or fixed) in KINDS else []
+            raise ValidationError(
+                f"{type(self).__name__}: unknown argument(s) {', '.join(unknown)}"
+                + (f"; the request fields are: {', '.join(known)}" if known else ""), field=unknown[0])
+        # The result dict's keys become XComs of their own, so `op.output["result_url"]` works.
+        kwargs.setdefault("multiple_outputs", True)
+        super().__init__(**kwargs)
+        if fixed is not None and kind not in (None, fixed):
+            raise ValidationError(f"{type(self).__name__} runs {fixed!r} jobs; kind={kind!r} is not allowed",
+                                  field="kind")
+        if (kind or fixed) is None:
+            raise ValidationError(f"kind is required (allowed: {', '.join(KINDS)})", field="kind")
+        self.kind = get_kind(kind or fixed).name
+        if fixed is None:
+            self._check_field_names(fields)
+        self.fields = fields
+        self.akool_conn_id = akool_conn_id
+        self.wait_for_completion = (type(self).default_wait_for_completion if wait_for_completion is None
+                                    else bool(wait_for_completion))
+        self.deferrable = deferrable
+        self.poll_interval = _seconds(poll_interval, "poll_interval")
+        self.timeout = _seconds(timeout, "timeout")
+        self.detect_faces = detect_faces
+        self.use_webhook = use_webhook
+        self.resubmit_uncertain = resubmit_uncertain
+        self._job: Job | None = None
+
+    def _check_field_names(self, fields: Any) -> None:
+        # Keys are known when the DAG is parsed; values may still be templates or XComArgs.
+        if not isinstance(fields, Mapping):
+            return
+        k = get_kind(self.kind)
+        allowed = set(k.field_names) | set(k.request_model.model_fields)
+        unknown = sorted(str(f) for f in fields if f not in allowed)
+        if unknown:
+            raise ValidationError(f"{k.name}: unknown field(s) {', '.join(unknown)} "
+                                  f"(allowed: {', '.join(k.field_names)})", field=unknown[0], kind=k.name)
+
+    @cached_property
+    def hook(self) -> AkoolHook:
+        return AkoolHook(self.akool_conn_id)
+
+    # --- fields -----------------------------------------------------------------------------
+
+    def request_fields(self) -> dict[str, Any]:
+        """The rendered request fields (None values left out: Akool's defaults apply)."""
+        if type(self).field_args:
+            values = {name: getattr(self, name) for name in type(self).field_args}
+        else:
+            if self.fields is None:
+                values = {}
+            elif isinstance(self.fields, Mapping):
+                values = dict(self.fields)
+            else:
+                raise AirflowFailException(f"{self.task_id}: fields must render to a dict of request fields, "
+                                           f"got {type(self.fields).__name__}")
+        return {k: v for k, v in values.items() if v is not None}
+
+    # --- execute ----------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> Any:
+        kind = get_kind(self.kind)
+        fields = self.request_fields()
+        try:
+            self._prevalidate(kind, fields)
+        except ValidationError as exc:
+            # Deterministic: retrying the same fields cannot succeed, and nothing was spent.
+            raise AirflowFailException(f"invalid {kind.name} request: {exc}") from None
+        fingerprint = request_fingerprint(kind.name, fields)
+        ti = context.get("ti")
+        guard = SubmissionGuard(context.get("task_state_store"), log=self.log,
+                                try_number=getattr(ti, "try_number", None))
+        store = self._event_store(kind)
+        try:
+            with self.hook.get_client(event_store=store) as client:
+                job, status = self._reattach_or_submit(context, kind, fields, fingerprint, guard, client)
+                self._job = job
+                if ti is not None:
+                    ti.xcom_push(key="job_id", value=job.job_id)
+                if status is not None and status.done:
+                    return self._finish(status)
+                if not self.wait_for_completion:
+                    return job_result(status or job.initial_status)
+                if self.deferrable:
+                    self._defer(job, use_store=store is not None)
+                return self._finish(self._wait_in_worker(client, job, store))
+        finally:
+            if store is not None:
+                store.close()
+
+    def _prevalidate(self, kind: JobKind, fields: dict[str, Any]) -> None:
+        if self.detect_faces:
+            from akool_flows.airflow.faces import prevalidate
+
+            prevalidate(kind, fields)
+        else:
+            kind.validate(fields)
+
+    def _event_store(self, kind: JobKind) -> Any:
+        if not (self.use_webhook and kind.accepts_webhook and self.hook.webhook_url and self.hook.webhook_store_url):
+            return None
+        return self.hook.get_event_store()
+
+    def _reattach_or_submit(self, context: Context, kind: JobKind, fields: dict[str, Any], fingerprint: str,
+                            guard: SubmissionGuard, client: Any) -> tuple[Job, JobStatus | None]:
+        previous = guard.previous()
+        if previous is not None and previous.fingerprint != fingerprint:
+            self.log.info("the recorded %s job was for different fields; submitting a new one", previous.kind)
+        elif previous is not None and previous.phase == "submitted" and previous.job_id:
+            job = Job(previous.job_id, kind.name, task_id=previous.task_id)
+            try:
+                status = client.status(kind.name, previous.job_id)
+            except NotFoundError:
+                if not self.resubmit_uncertain:
+                    raise AirflowFailException(
+                        f"the {kind.name} job {previous.job_id} submitted by try {previous.try_number} is unknown "
+                        "to Akool (deleted, or results expired after 7 days). Not paying for a new one without "
+                        "consent: set resubmit_uncertain=True on this task and clear it.") from None
+                self.log.warning("recorded job %s is unknown to Akool; resubmitting (resubmit_uncertain=True)",
+                                 previous.job_id)
+            else:
+                if status.state != "failed":
+                    self.log.info("reattaching to %s job %s submitted by try %s (now %s); not submitting again",
+                                  kind.name, job.job_id, previous.try_number, status.state)
+                    return job, status
+                self.log.warning("%s job %s from try %s failed ([%s] %s); submitting a new one",
+                                 kind.name, job.job_id, previous.try_number, status.error_code, status.error_message)
+        elif previous is not None and previous.phase == "intent":
+            if not self.resubmit_uncertain:
+                ti = context.get("ti")
+                raise AirflowFailException(uncertain_message(
+                    previous, dag_id=getattr(ti, "dag_id", None), run_id=getattr(ti, "run_id", None),
+                    task_id=getattr(ti, "task_id", None), map_index=getattr(ti, "map_index", None)))
+            self.log.warning("an earlier try may have created a %s job whose id was lost; submitting a new one "
+                             "because resubmit_uncertain=True", kind.name)
+        return self._submit(kind, fields, fingerprint, guard, client), None
+
+    def _submit(self, kind: JobKind, fields: dict[str, Any], fingerprint: str, guard: SubmissionGuard,
+                client: Any) -> Job:
+        if self.detect_faces:
+            from akool_flows.airflow.faces import fill_faces, needs_detection
+
+            if needs_detection(kind, fields):
+                def detect(url: str, single: bool) -> list[str]:
+                    return list(client.face_detect(image_url=url, single_face=single).landmarks_str)
+
+                try:
+                    fields = fill_faces(kind, fields, detect)
+                except ValidationError as exc:
+                    raise AirflowFailException(f"invalid {kind.name} request: {exc}") from None
+        if kind.accepts_webhook and "webhookUrl" not in fields and client.event_store is not None:
+            fields = {**fields, "webhookUrl": self.hook.webhook_url}
+        try:
+            kind.validate(fields)
+        except ValidationError as exc:
+            raise AirflowFailException(f"invalid {kind.name} request: {exc}") from None
+        guard.record_intent(kind.name, fingerprint)
+        try:
+            job = client.submit(kind.name, **fields)
+        except AkoolError as exc:
+            if create_may_have_happened(exc):
+                # Leave the intent in place: the next try must not pay again blindly.
+                raise AirflowFailException(
+                    f"the {kind.name} create call failed in a way that may still have created (and charged) "
+                    f"the job: {exc}. Check the Akool dashboard; to submit again anyway set "
+                    "resubmit_uncertain=True and clear the task.") from None
+            guard.forget()  # provably nothing was created: a retry may submit
+            if exc.retryable:
+                raise
+            raise AirflowFailException(f"Akool refused the {kind.name} job: {exc}") from None
+        except BaseException:
+            # A kill or a bug after sending: the job may exist; the intent stays recorded.
+            raise
+        guard.record_submitted(kind.name, fingerprint, job.job_id, job.task_id)
+        self.log.info("submitted %s job %s", kind.name, job.job_id)
+        return job
+
+    # --- waiting ----------------------------------------------------------------------------
+
+    def _defer(self, job: Job, *, use_store: bool) -> None:
+        from akool_flows.airflow.triggers import AkoolJobTrigger
+
+        end_time = time.time() + self.timeout if self.timeout else None
+        self.defer(
+            trigger=AkoolJobTrigger(
+                kind=self.kind, job_ids=[job.job_id], akool_conn_id=self.akool_conn_id,
+                poll_interval=self.poll_interval, end_time=end_time, use_webhook_store=use_store,
+                cancel_ids={job.job_id: job.task_id} if job.task_id else None),
+            method_name="execute_complete",
+            # The trigger reports its own timeout with the job's last state; this is a backstop.
+            timeout=timedelta(seconds=self.timeout + 300) if self.timeout else None,
+        )
+
+    def _wait_in_worker(self, client: Any, job: Job, store: Any) -> JobStatus:
+        from akool_flows.api.client import _status_from_event
+
+        deadline = time.monotonic() + self.timeout if self.timeout else None
+        errors = 0
+        last: JobStatus | None = None
+        while True:
+            if store is not None:
+                st = _status_from_event(self.kind, store.latest(job.job_id))
+                if st is not None:
+                    return st
+            try:
+                last = client.status(self.kind, job.job_id)
+                errors = 0
+                if last.done:
+                    return last
+                delay = self.poll_interval
+            except AkoolError as exc:
+                errors += 1
+                if not exc.retryable or errors > MAX_POLL_ERRORS:
+                    raise
+                delay = random.uniform(0.5, 1.0) * min(300.0, self.poll_interval * 2 ** (errors - 1))
+                self.log.warning("status poll failed (%d in a row), retrying in %.1fs: %s", errors, delay, exc)
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AirflowException(
+                        f"{self.kind} job {job.job_id} not finished after {self.timeout:g}s (last state: "
+                        f"{last.state if last else 'unknown'}). It keeps running on Akool; a retry reattaches.")
+                delay = min(delay, remaining)
+            time.sleep(delay)
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Resume after `AkoolJobTrigger` fired: return the result or fail with Akool's reason."""
+        status = event.get("status")
+        jobs = event.get("jobs") or []
+        if status == "success" and jobs:
+            return self._finish(JobStatus(**{**{k: jobs[0].get(k) for k in (
+                "job_id", "kind", "state", "status_code", "conclusion", "detail", "credits", "duration",
+                "error_code", "error_message")}, "result_urls": tuple(jobs[0].get("result_urls") or ())}))
+        if status == "failed" and jobs:
+            job = jobs[0]
+            raise AkoolJobFailedException(
+                f"{job.get('kind')} job {job.get('job_id')} failed: [{job.get('error_code')}] "
+                f"{job.get('error_message') or 'no message from Akool'}", job_id=job.get("job_id"),
+                kind=job.get("kind"), code=job.get("error_code"), akool_message=job.get("error_message"))
+        if status == "timeout":
+            raise AirflowException(f"{event.get('message')} ({', '.join(event.get('pending') or [])}); "
+                                   "the job keeps running on Akool and a retry reattaches to it")
+        raise AirflowException(f"waiting for the {self.kind} job failed: {event.get('message')}")
+
+    def _finish(self, status: JobStatus) -> dict[str, Any]:
+        if status.state == "failed":
+            raise AkoolJobFailedException(
+                f"{status.kind} job {status.job_id} failed: [{status.error_code}] "
+                f"{status.error_message or 'no message from Akool'}", job_id=status.job_id, kind=status.kind,
+                code=status.error_code, akool_message=status.error_message)
+        result = job_result(status)
+        self.log.info("%s job %s %s%s%s", status.kind, status.job_id, status.state,
+                      f"; conclusion {status.conclusion}" if status.conclusion else "",
+                      f"; {status.credits:g} credits" if status.credits is not None else "")
+        return result
+
+    def on_kill(self) -> None:
+        """The task was killed while waiting in the worker: cancel the job where Akool allows it."""
+        job = self._job
+        if job is None:
+            return
+        kind = get_kind(self.kind)
+        if not kind.cancellable:
+            self.log.info("%s jobs cannot be cancelled through the API; job %s runs to completion", kind.name,
+                          job.job_id)
+            return
+        try:
+            with self.hook.get_client() as client:
+                client.cancel(kind.name, job)
+            self.log.info("cancelled %s job %s", kind.name, job.job_id)
+        except (AkoolError, ValidationError) as exc:
+            self.log.warning("could not cancel %s job %s: %s", kind.name, job.job_id, exc)
+
+
+# --- per-kind operators, generated from the registry ------------------------------------------
+
+def _type_text(tp: Any) -> str:
+    """A short reader's description of a request field's type, for generated docstrings."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is Annotated:
+        return _type_text(args[0])
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_text(a) for a in args if a is not type(None))
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (list, Sequence):
+        return f"list of {_type_text(args[0])}" if args else "list"
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return "{" + ", ".join(f.alias or n for n, f in tp.model_fields.items()) + "}"
+    return tp.__name__ if isinstance(tp, type) else str(tp)
+
+
+def _docstring(kind: JobKind, class_name: str, optional: set[str]) -> str:
+    fields = kind.request_model.model_fields
+    lines = [f"{kind.title}: {kind.description}", "",
+             f"Creates one ``{kind.name}`` job (``POST {kind.create_path}``) and returns its result to XCom.",
+             "Every request field below is templated; validation happens before anything is sent.", ""]
+    for name, f in fields.items():
+        required = f.is_required() and name not in optional
+        desc = f" {f.description}" if f.description else ""
+        alias = f" (the docs' ``{f.alias}``)" if f.alias and f.alias != name else ""
+        lines.append(f":param {name}: {'required' if required else 'optional'}{alias}; "
+                     f"{_type_text(f.annotation)}.{desc}")
+    if kind.face_fields:
+        lines.append("")
+        lines.append("Faces may be plain image URLs or ``{\"path\": url}`` without ``opts``: the landmarks are "
+                     "filled through face detect" + (" and a missing ``targetImage`` is taken from "
+                                                     "``modifyImage``." if "modifyImage" in fields else "."))
+    lines += ["", "Common arguments (``akool_conn_id``, ``wait_for_completion``, ``deferrable``, ``poll_interval``,",
+              "``timeout``, ``detect_faces``, ``use_webhook``, ``resubmit_uncertain``) are those of",
+              "`AkoolJobOperator`.", "", "Example::", ""]
+    example = ", ".join(f"{_py_name(kind, k)}={v!r}" for k, v in kind.example.items())
+    lines.append(f"    {class_name}(task_id={kind.name!r}, {example})")
+    if kind.cancellable:
+        lines += ["", "Killing the task cancels the job on Akool."]
+    return "\n".join(lines)
+
+
+def _py_name(kind: JobKind, docs_name: str) -> str:
+    for name, f in kind.request_model.model_fields.items():
+        if docs_name in (name, f.alias):
+            return name
+    return docs_name
+
+
+def make_job_operator(kind_name: str, class_name: str, *, default_wait_for_completion: bool = True,
+                      module: str = __name__) -> type[AkoolJobOperator]:
+    """Build the operator class for one registry kind: its request fields become keyword-only,
+    templated arguments (required ones without default), with a generated docstring."""
+    kind = get_kind(kind_name)
+    fields = kind.request_model.model_fields
+    names = list(fields)
+    for name in names:
+        if not name.isidentifier() or name in _BASE_PARAMS or hasattr(AkoolJobOperator, name):
+            raise TypeError(f"{kind.name}: field {name!r} cannot be an operator argument")
+    # A missing targetImage of an image face kind is derived from modifyImage (face detect).
+    optional = {"targetImage"} if {"targetImage", "modifyImage"} <= set(fields) else set()
+    required = [n for n in names if fields[n].is_required() and n not in optional]
+    rest = [n for n in names if n not in required]
+    params = ", ".join([*required, *(f"{n}=None" for n in rest)])
+    body = "\n".join(f"    self.{n} = {n}" for n in names)
+    source = (f"def __init__(self, *, {params}, **kwargs):\n"
+              f"    super(_CLS, self).__init__(**kwargs)\n{body}\n")
+    namespace: dict[str, Any] = {}
+    exec(compile(source, f"<akool operator {class_name}>", "exec"), namespace)  # noqa: S102 - registry names only
+    init = namespace["__init__"]
+    init.__qualname__ = f"{class_name}.__init__"
+    init.__module__ = module
+    renderers = {n: "json" for n in names if _type_text(fields[n].annotation).startswith(("list", "{"))}
+    cls = type(class_name, (AkoolJobOperator,), {
+        "__init__": init,
+        "__module__": module,
+        "__qualname__": class_name,
+        "__doc__": _docstring(kind, class_name, optional),
+        "job_kind": kind.name,
+        "field_args": tuple(names),
+        "default_wait_for_completion": default_wait_for_completion,
+        "template_fields": tuple(names),
+        "template_fields_renderers": renderers,
+    })
+    namespace["_CLS"] = cls
+    return cls
+
+
+AkoolTtsOperator = make_job_operator("tts", "AkoolTtsOperator")
+AkoolVoiceCloneOperator = make_job_operator("voice_clone", "AkoolVoiceCloneOperator")
+AkoolBackgroundChangeOperator = make_job_operator("background_change", "AkoolBackgroundChangeOperator")
+AkoolImageGenerateOperator = make_job_operator("image_generate", "AkoolImageGenerateOperator")
+AkoolImageButtonOperator = make_job_operator("image_button", "AkoolImageButtonOperator")
+AkoolFaceswapImageOperator = make_job_operator("faceswap_image", "AkoolFaceswapImageOperator")
+AkoolFaceswapVideoOperator = make_job_operator("faceswap_video", "AkoolFaceswapVideoOperator")
+AkoolReageImageOperator = make_job_operator("reage_image", "AkoolReageImageOperator")
+AkoolReageVideoOperator = make_job_operator("reage_video", "AkoolReageVideoOperator")
+AkoolModerationOperator = make_job_operator("moderation", "AkoolModerationOperator")
+AkoolLipsyncOperator = make_job_operator("lipsync", "AkoolLipsyncOperator")
+AkoolTalkingPhotoOperator = make_job_operator("talking_photo", "AkoolTalkingPhotoOperator")
+AkoolTalkingAvatarOperator = make_job_operator("talking_avatar", "AkoolTalkingAvatarOperator")
+AkoolVideoTranslationOperator = make_job_operator("video_translation", "AkoolVideoTranslationOperator")
+AkoolAvatarUploadOperator = make_job_operator("avatar_upload", "AkoolAvatarUploadOperator")
+# A live session is for streaming: the task opens it and hands its id on; waiting for the
+# session to end is opt-in.
+AkoolLiveSessionOperator = make_job_operator("live_session", "AkoolLiveSessionOperator",
+                                             default_wait_for_completion=False)
+
+#: kind name -> operator class, one per registry entry (a test keeps this complete).
+OPERATORS: dict[str, type[AkoolJobOperator]] = {
+    cls.job_kind: cls for cls in (
+        AkoolTtsOperator, AkoolVoiceCloneOperator, AkoolBackgroundChangeOperator, AkoolImageGenerateOperator,
+        AkoolImageButtonOperator, AkoolFaceswapImageOperator, AkoolFaceswapVideoOperator, AkoolReageImageOperator,
+        AkoolReageVideoOperator, AkoolModerationOperator, AkoolLipsyncOperator, AkoolTalkingPhotoOperator,
+        AkoolTalkingAvatarOperator, AkoolVideoTranslationOperator, AkoolAvatarUploadOperator,
+        AkoolLiveSessionOperator)
+}
+__all__ += [cls.__name__ for cls in OPERATORS.values()]

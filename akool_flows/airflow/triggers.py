@@ -1,0 +1,342 @@
+"""`AkoolJobTrigger`: wait for Akool jobs on the triggerer, not in a worker slot.
+
+A trigger finishes when every job it watches has completed or failed, from whichever comes
+first: a webhook event in the event store (when the connection names one) or a status poll.
+
+Polls are cheap at scale: every trigger on one triggerer process shares one client per
+connection, polls on a clock-aligned grid (all triggers with the same ``poll_interval`` poll
+in the same instant), and the status requests made in that instant are merged per job kind,
+so a thousand deferred face swap tasks cost ten ``listbyids`` requests per interval, not a
+thousand. Transient failures (network, 5xx, rate limit) back off and retry; a job that
+failed reports Akool's code and message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+import weakref
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from akool_flows.api.errors import AkoolError
+from akool_flows.api.jobs import JobStatus
+from akool_flows.api.kinds import get_kind
+
+__all__ = ["AkoolJobTrigger"]
+
+#: Status requests arriving within this window on one event loop are merged into one.
+COALESCE_WINDOW = 0.05
+#: Longest pause between polls after transient failures, seconds.
+MAX_BACKOFF = 300.0
+#: Above this many pending jobs, webhook events are read every EVENT_CHECK_INTERVAL seconds
+#: instead of one waiter per job.
+MAX_EVENT_WAITERS = 1000
+EVENT_CHECK_INTERVAL = 2.0
+#: Polls in a row in which a job id is unknown to Akool before the trigger gives up on it.
+MISSING_POLLS_LIMIT = 3
+
+
+class _SharedClient:
+    """One `AsyncAkoolClient` per (event loop, connection) for every trigger on that loop,
+    with concurrent status requests merged per kind."""
+
+    def __init__(self, conn_id: str) -> None:
+        self.conn_id = conn_id
+        self.users = 0
+        self._client: Any = None
+        self._client_lock = asyncio.Lock()
+        self._pending: dict[str, tuple[set[str], list[asyncio.Future]]] = {}
+        self._flushers: dict[str, asyncio.Task] = {}
+        #: Status requests actually sent (each may cover many triggers); for tests and metrics.
+        self.requests_sent = 0
+
+    async def client(self) -> Any:
+        async with self._client_lock:
+            if self._client is None:
+                from akool_flows.airflow.hooks import AkoolHook
+
+                self._client = await AkoolHook(self.conn_id).aget_async_client()
+            return self._client
+
+    async def statuses(self, kind: str, ids: Iterable[str]) -> dict[str, JobStatus]:
+        wanted = list(dict.fromkeys(ids))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+        id_set, futures = self._pending.setdefault(kind, (set(), []))
+        id_set.update(wanted)
+        futures.append(future)
+        if kind not in self._flushers:
+            self._flushers[kind] = loop.create_task(self._flush(kind))
+        found = await future
+        return {i: found[i] for i in wanted if i in found}
+
+    async def _flush(self, kind: str) -> None:
+        await asyncio.sleep(COALESCE_WINDOW)
+        ids, futures = self._pending.pop(kind, (set(), []))
+        self._flushers.pop(kind, None)
+        try:
+            client = await self.client()
+            self.requests_sent += 1
+            found = await client.statuses(kind, sorted(ids))
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiter
+            for f in futures:
+                if not f.done():
+                    f.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for f in futures:
+            if not f.done():
+                f.set_result(found)
+
+    async def aclose(self) -> None:
+        for task in self._flushers.values():
+            task.cancel()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _SharedClient]] = weakref.WeakKeyDictionary()
+
+
+@contextlib.asynccontextmanager
+async def shared_client(conn_id: str) -> AsyncIterator[_SharedClient]:
+    """The loop's shared client for `conn_id`, closed when its last trigger leaves."""
+    loop = asyncio.get_running_loop()
+    per_loop = _SHARED.setdefault(loop, {})
+    shared = per_loop.get(conn_id)
+    if shared is None:
+        shared = per_loop[conn_id] = _SharedClient(conn_id)
+    shared.users += 1
+    try:
+        yield shared
+    finally:
+        shared.users -= 1
+        if shared.users == 0:
+            per_loop.pop(conn_id, None)
+            await shared.aclose()
+
+
+def _next_tick(interval: float, now: float | None = None) -> float:
+    """Seconds until the next multiple of `interval` on the wall clock (aligned polling)."""
+    now = time.time() if now is None else now
+    return max(0.0, (math.floor(now / interval) + 1) * interval - now)
+
+
+class AkoolJobTrigger(BaseTrigger):
+    """Fire once every job in `job_ids` (all of one `kind`) has completed or failed.
+
+    :param kind: registry job kind (``akool_flows.api.kinds.KINDS``).
+    :param job_ids: Akool ``_id`` values to watch (one for an operator, many for a batch).
+    :param akool_conn_id: the ``akool`` connection (read on the triggerer with ``aget_connection``).
+    :param poll_interval: seconds between status polls (aligned to the wall clock).
+    :param end_time: epoch seconds after which the trigger reports ``timeout`` (None: no limit).
+    :param use_webhook_store: also complete jobs from the webhook event store named by the
+        connection's ``webhook_store_url`` extra (read on the triggerer, so no database URL
+        travels in the trigger's arguments or logs).
+    :param webhook_poll_interval: poll interval while webhooks are available (a fallback
+        for lost callbacks); default ``5 * poll_interval``.
+    :param cancel_ids: ``{job_id: id the cancel endpoint takes}`` for `on_kill`.
+    :param include_jobs: put every job's status in the event (False: counts only, for big batches).
+    :param max_consecutive_errors: transient poll failures in a row before giving up.
+
+    The event payload: ``status`` (``success`` | ``failed`` | ``timeout`` | ``error``),
+    ``kind``, ``jobs`` (status dicts), ``pending`` (ids not finished), ``counts``, ``message``
+    and ``error_code`` (Akool's code for the first failure).
+    """
+
+    def __init__(self, *, kind: str, job_ids: list[str] | str, akool_conn_id: str = "akool_default",
+                 poll_interval: float = 10.0, end_time: float | None = None,
+                 use_webhook_store: bool = False, webhook_poll_interval: float | None = None,
+                 cancel_ids: dict[str, str] | None = None, include_jobs: bool = True,
+                 max_consecutive_errors: int = 30) -> None:
+        super().__init__()
+        self.kind = get_kind(kind).name
+        self.job_ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
+        if not self.job_ids:
+            raise ValueError("job_ids: give at least one job id")
+        if not poll_interval > 0:
+            raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval!r}")
+        self.akool_conn_id = akool_conn_id
+        self.poll_interval = float(poll_interval)
+        self.end_time = end_time
+        self.use_webhook_store = bool(use_webhook_store)
+        self.webhook_poll_interval = webhook_poll_interval
+        self.cancel_ids = dict(cancel_ids or {})
+        self.include_jobs = include_jobs
+        self.max_consecutive_errors = max_consecutive_errors
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (f"{type(self).__module__}.{type(self).__qualname__}", {
+            "kind": self.kind, "job_ids": self.job_ids, "akool_conn_id": self.akool_conn_id,
+            "poll_interval": self.poll_interval, "end_time": self.end_time,
+            "use_webhook_store": self.use_webhook_store, "webhook_poll_interval": self.webhook_poll_interval,
+            "cancel_ids": self.cancel_ids, "include_jobs": self.include_jobs,
+            "max_consecutive_errors": self.max_consecutive_errors,
+        })
+
+    # --- run --------------------------------------------------------------------------------
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        pending = list(dict.fromkeys(self.job_ids))
+        finished: dict[str, JobStatus] = {}
+        last: dict[str, JobStatus] = {}
+        missing: dict[str, int] = {}
+        errors = 0
+        store = None
+        interval = self.poll_interval
+        self.log.info("waiting for %d %s job(s): %s", len(pending), self.kind, ", ".join(pending[:5]) +
+                      (" ..." if len(pending) > 5 else ""))
+        try:
+            async with shared_client(self.akool_conn_id) as shared:
+                store_url = None
+                if self.use_webhook_store:
+                    from akool_flows.airflow.hooks import AkoolHook
+
+                    store_url = await AkoolHook(self.akool_conn_id).awebhook_store_url()
+                if store_url:
+                    from akool_flows.webhook.store import WebhookEventStore
+
+                    store = await asyncio.to_thread(WebhookEventStore, store_url)
+                    interval = self.webhook_poll_interval or self.poll_interval * 5
+                next_poll = 0.0  # poll at once: the job may already be done
+                while pending:
+                    if store is not None:
+                        self._take_events(store, await asyncio.to_thread(
+                            store.latest_many, pending, terminal_only=True), pending, finished)
+                    delay = None
+                    if pending and time.monotonic() >= next_poll:
+                        try:
+                            found = await shared.statuses(self.kind, pending)
+                            errors = 0
+                        except AkoolError as exc:
+                            if not exc.retryable:
+                                yield self._event("error", finished, pending, last,
+                                                  message=f"status poll failed: {exc}", error_code=exc.code)
+                                return
+                            errors += 1
+                            if errors > self.max_consecutive_errors:
+                                yield self._event("error", finished, pending, last, error_code=exc.code,
+                                                  message=f"{errors} status polls in a row failed; last: {exc}")
+                                return
+                            delay = min(MAX_BACKOFF, self.poll_interval * 2 ** (errors - 1))
+                            delay = random.uniform(delay / 2, delay)
+                            self.log.warning("status poll failed (%d in a row), retrying in %.1fs: %s",
+                                             errors, delay, exc)
+                            found = {}
+                        else:
+                            for job_id in list(pending):
+                                st = found.get(job_id)
+                                if st is None:
+                                    missing[job_id] = missing.get(job_id, 0) + 1
+                                    if missing[job_id] >= MISSING_POLLS_LIMIT:
+                                        yield self._event(
+                                            "error", finished, pending, last, error_code=1008,
+                                            message=f"{self.kind} job {job_id} is unknown to Akool "
+                                                    f"({missing[job_id]} polls in a row)")
+                                        return
+                                    continue
+                                missing.pop(job_id, None)
+                                last[job_id] = st
+                                if st.done:
+                                    finished[job_id] = st
+                                    pending.remove(job_id)
+                        next_poll = time.monotonic() + (delay if delay is not None else _next_tick(interval))
+                    if not pending:
+                        break
+                    if self.end_time is not None and time.time() >= self.end_time:
+                        yield self._event("timeout", finished, pending, last,
+                                          message=f"{len(pending)} {self.kind} job(s) not finished by the deadline")
+                        return
+                    wait = max(0.0, next_poll - time.monotonic())
+                    if self.end_time is not None:
+                        wait = min(wait, max(0.0, self.end_time - time.time()))
+                    if store is not None:
+                        await self._wait_for_events(store, pending, wait)
+                    else:
+                        await asyncio.sleep(wait)
+            failed = [s for s in finished.values() if s.state == "failed"]
+            yield self._event("failed" if failed else "success", finished, pending, last)
+        finally:
+            if store is not None:
+                await asyncio.to_thread(store.close)
+
+    def _take_events(self, store: Any, events: dict[str, Any], pending: list[str],
+                     finished: dict[str, JobStatus]) -> None:
+        from akool_flows.api.client import _status_from_event
+
+        for job_id, event in events.items():
+            st = _status_from_event(self.kind, event)
+            if st is not None and job_id in pending:
+                finished[job_id] = st
+                pending.remove(job_id)
+
+    @staticmethod
+    async def _wait_for_events(store: Any, pending: list[str], timeout: float) -> None:
+        """Sleep up to `timeout`, waking as soon as any pending job's terminal event arrives."""
+        if timeout <= 0:
+            return
+        if len(pending) > MAX_EVENT_WAITERS:
+            # Thousands of waiters per loop turn cost more than they save: the store is read
+            # at the top of every turn anyway, so check it every few seconds instead.
+            await asyncio.sleep(min(timeout, EVENT_CHECK_INTERVAL))
+            return
+        waiters = [asyncio.ensure_future(store.wait_for(job_id, timeout)) for job_id in pending]
+        try:
+            for done in asyncio.as_completed(waiters):
+                try:
+                    if await done is not None:
+                        return
+                except Exception:  # noqa: BLE001 - a store hiccup: the next poll covers it
+                    continue
+        finally:
+            for w in waiters:
+                w.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+    def _event(self, status: str, finished: dict[str, JobStatus], pending: list[str],
+               last: dict[str, JobStatus], *, message: str | None = None,
+               error_code: int | None = None) -> TriggerEvent:
+        failed = [s for s in finished.values() if s.state == "failed"]
+        if failed and message is None:
+            first = failed[0]
+            error_code = first.error_code
+            message = (f"{len(failed)} of {len(self.job_ids)} {self.kind} job(s) failed; {first.job_id}: "
+                       f"[{first.error_code}] {first.error_message or 'no message from Akool'}")
+        counts = {"total": len(self.job_ids), "completed": sum(s.state == "completed" for s in finished.values()),
+                  "failed": len(failed), "pending": len(pending)}
+        payload: dict[str, Any] = {"status": status, "kind": self.kind, "counts": counts,
+                                   "pending": list(pending), "message": message, "error_code": error_code}
+        if self.include_jobs:
+            order = {j: i for i, j in enumerate(self.job_ids)}
+            states = {**last, **finished}
+            payload["jobs"] = [states[j].to_dict() for j in sorted(states, key=order.__getitem__)]
+        return TriggerEvent(payload)
+
+    # --- kill -------------------------------------------------------------------------------
+
+    async def on_kill(self) -> None:
+        """The user killed the deferred task: cancel the jobs where Akool allows it."""
+        kind = get_kind(self.kind)
+        if not kind.cancellable:
+            self.log.info("%s jobs cannot be cancelled through the API; they run to completion", self.kind)
+            return
+        from akool_flows.airflow.hooks import AkoolHook
+
+        async with await AkoolHook(self.akool_conn_id).aget_async_client() as client:
+            for job_id in self.job_ids:
+                target = self.cancel_ids.get(job_id) or (job_id if kind.cancel_id_field == "_id" else None)
+                if not target:
+                    continue
+                try:
+                    await asyncio.wait_for(client.cancel(self.kind, target), timeout=15)
+                    self.log.info("cancelled %s job %s", self.kind, job_id)
+                except (AkoolError, asyncio.TimeoutError) as exc:
+                    self.log.warning("could not cancel %s job %s: %s", self.kind, job_id, exc)
