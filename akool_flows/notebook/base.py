@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -308,12 +309,14 @@ class BatchAppBase:
     # ============================================================================== internals ==
 
     def _default_ledger(self) -> str:
-        if self.connection.sandbox_server is not None:
+        server = self.connection.sandbox_server
+        if server is not None:
             # The in-process sandbox forgets its jobs when the kernel stops; a ledger shared with
-            # a later kernel (a different sandbox) would poll ids that no longer exist.
-            port = self.connection.target.rsplit(":", 1)[-1].strip("/")
-            return str(Path(tempfile.gettempdir()) / f"akool-sandbox-ledger-{port}.sqlite")
-        return "akool-ledger.sqlite"
+            # a later kernel (a different sandbox) would poll ids that no longer exist. So each
+            # sandbox instance gets its own ledger (ports are reused; process and client id not).
+            tag = hashlib.sha256(f"{os.getpid()}:{server.port}:{server.client_id}".encode()).hexdigest()[:12]
+            return str(Path(tempfile.gettempdir()) / f"akool-sandbox-ledger-{tag}.sqlite")
+        return _batch().DEFAULT_LEDGER
 
     def _limit(self) -> int:
         return max(0, int(self._limit_input.value or 0))

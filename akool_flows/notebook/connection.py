@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from akool_flows.api import AkoolClient, AsyncAkoolClient
+from akool_flows.api import AkoolClient, AsyncAkoolClient, RetryPolicy
 
 __all__ = ["Connection", "resolve_connection", "shared_sandbox", "stop_shared_sandbox"]
 
@@ -120,12 +120,17 @@ class Connection:
 
     def sync_client(self) -> tuple[AkoolClient, bool] | None:
         """A blocking client for quick look-ups (the language list) and whether to close it;
-        None when the user passed an async client (use it on its own loop instead)."""
+        None when the user passed an async client (use it on its own loop instead).
+
+        Look-ups happen while a form is being built, so they get a short timeout and one retry:
+        an unreachable API must not freeze the cell for the full backoff of a batch client.
+        """
         if isinstance(self.client, AkoolClient):
             return self.client, False
         if self.client is not None:
             return None
-        return AkoolClient.from_env(self.env or {}), True
+        return AkoolClient.from_env(self.env or {}, timeout=10.0,
+                                    retry=RetryPolicy(max_attempts=2, initial_backoff=0.2, max_backoff=1.0)), True
 
 
 def resolve_connection(client: AkoolClient | AsyncAkoolClient | None = None, *,

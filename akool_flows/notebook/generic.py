@@ -52,6 +52,7 @@ class BatchApp(BatchAppBase):
         self.title = k.title
         self.slug = k.name
         super().__init__(df, kind=k.name, **options)
+        self._root.add_class("akool-batch-app")
 
     def _build_form(self) -> list[w.Widget]:
         #: One `FieldInput` per request field, by the docs' field name.
