@@ -15,6 +15,7 @@ from akool_flows import __version__
 
 # Order is the order of `akool-flows --help`.
 _COMMAND_MODULES = (
+    "akool_flows.cli.demo_cmd",
     "akool_flows.cli.kinds_cmd",
     "akool_flows.cli.batch_cmd",
     "akool_flows.cli.sandbox_cmd",
