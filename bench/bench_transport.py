@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_transport.py            # ~5 s per contender
     .venv/bin/python bench/bench_transport.py --seconds 2 --connections 64 --check
+    .venv/bin/python bench/bench_transport.py --only akool_flows --profile
 
 A minimal aiohttp server answering Akool's envelope for a moderation status call runs in a
 separate process on 127.0.0.1 (so it does not share the event loop or the GIL with the client
@@ -143,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=sorted(CONTENDERS), action="append",
                         help="run only these contenders (repeatable)")
     parser.add_argument("--check", action="store_true", help=f"exit 1 if akool_flows < {TARGET_RPS} req/s")
+    parser.add_argument("--profile", action="store_true",
+                        help="run the akool_flows contender under cProfile and print where the time goes")
     args = parser.parse_args(argv)
     if not 0 < args.seconds <= 60:
         parser.error("--seconds must be in (0, 60]")
@@ -163,7 +166,15 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.seconds:g} s each, python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
         results: dict[str, float] = {}
         for name in args.only or list(CONTENDERS):
-            rps = asyncio.run(CONTENDERS[name](base, args.connections, args.seconds))
+            if args.profile and name == "akool_flows":
+                import cProfile
+                import pstats
+
+                profiler = cProfile.Profile()
+                rps = profiler.runcall(asyncio.run, CONTENDERS[name](base, args.connections, args.seconds))
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+            else:
+                rps = asyncio.run(CONTENDERS[name](base, args.connections, args.seconds))
             results[name] = rps
             print(f"  {name:<12} {rps:>8,.0f} req/s", flush=True)
         if "httpx" in results and "akool_flows" in results and results["httpx"]:
