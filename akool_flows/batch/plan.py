@@ -299,8 +299,8 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
         key = row_key_for(k, body)
         if error is None:
             if key in first_seen and dedupe:
-                error = (f"duplicate of input row {_plain(first_seen[key])}: the same {k.name} request "
-                         f"(submitted once; pass dedupe=False / --allow-duplicates to pay for each copy)")
+                error = (f"duplicate of input row {_plain(first_seen[key])}: same request, sent once "
+                         "(dedupe=False / --allow-duplicates sends each copy)")
             seen_count[key] += 1
             first_seen.setdefault(key, label)
             if not dedupe and seen_count[key] > 1:

@@ -62,6 +62,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "jobs complete from their events, polling is the fallback")
     g.add_argument("--sandbox", action="store_true",
                    help="run against an embedded Akool sandbox (no account, no cost)")
+    g.add_argument("--sandbox-job-seconds", type=float, default=1.0, metavar="SECONDS",
+                   help="with --sandbox: how long each job takes (default 1)")
     g.add_argument("--allow-duplicates", action="store_true",
                    help="submit identical rows separately (default: reject copies of an earlier row)")
     g.add_argument("--max-cell-chars", type=int, default=100_000, metavar="N",
@@ -146,7 +148,7 @@ def read_table(path: str, encoding: str = "utf-8") -> Any:
             raise InputFileError(f"{path}: contains NUL bytes (line {line}); is it really a CSV text file?")
         try:
             df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
-                             skip_blank_lines=True)
+                             skip_blank_lines=False)
         except pd.errors.EmptyDataError:
             raise InputFileError(f"{path}: no header row; expected a header row and one row per job") from None
         except (pd.errors.ParserError, ValueError) as exc:
@@ -199,7 +201,8 @@ def _environment(args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
         if args.sandbox:
             from akool_flows.sandbox import Sandbox, SandboxConfig
 
-            with Sandbox(SandboxConfig(queue_seconds=0.2, job_seconds=1.0)) as sb:
+            job_seconds = max(0.0, args.sandbox_job_seconds)
+            with Sandbox(SandboxConfig(queue_seconds=min(0.2, job_seconds), job_seconds=job_seconds)) as sb:
                 yield AsyncAkoolClient(base_url=sb.base_url, detect_url=sb.detect_url, token=sb.token,
                                        max_connections=connections), store
         else:
