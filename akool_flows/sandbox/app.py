@@ -121,9 +121,14 @@ def _endpoint(state: SandboxState, handler: Handler, *, auth: bool = True, poll:
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         path = request.path
-        state.count_request(path)
-        if poll:
-            state.polls[path] += 1
+        state.count_request(path, poll=poll)
+        if request.body_exists:
+            # Receive the whole request before any delay: a slow server has the request (a
+            # create will happen) even if the client gives up waiting for the answer.
+            try:
+                await request.read()
+            except (ConnectionError, asyncio.IncompleteReadError):
+                return web.Response(status=400)  # the client left mid-body; nobody reads this
         latency = state.config.latency
         if latency:
             await asyncio.sleep(latency)
@@ -139,7 +144,7 @@ def _endpoint(state: SandboxState, handler: Handler, *, auth: bool = True, poll:
             elif kind == "malformed_json":
                 return web.Response(body=_MALFORMED, headers=_JSON_HEADERS)
             elif kind == "rate_limit":
-                state.rejected[1005] += 1
+                state.count_rejected(1005)
                 return _json(_error_envelope(ApiError(1005), detect))
         try:
             if auth:
@@ -148,7 +153,7 @@ def _endpoint(state: SandboxState, handler: Handler, *, auth: bool = True, poll:
                     raise ApiError(1005, "Operation is too frequent: rate limit exceeded for this credential")
             result = await handler(request)
         except ApiError as exc:
-            state.rejected[exc.code] += 1
+            state.count_rejected(exc.code)
             result = _error_envelope(exc, detect)
         if rule is not None and rule.kind == "drop_after":
             return _drop(request)
@@ -330,7 +335,8 @@ def _add_api_routes(app: web.Application, state: SandboxState, dispatcher: Webho
         wanted = _query_choice(request, "status", (1, 2, 3, 4))
         assert page is not None and size is not None
         now = time.monotonic()
-        sessions = [job for job in list(state.jobs.values()) if job.spec.group == "session"]
+        with state.lock:
+            sessions = [job for job in state.jobs.values() if job.spec.group == "session"]
         sessions.sort(key=lambda j: j.created, reverse=True)
         items = [job.payload(now) for job in sessions]
         if wanted is not None:

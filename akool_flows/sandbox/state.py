@@ -84,10 +84,9 @@ class SandboxState:
 
     def reset(self) -> None:
         """Forget jobs, counters and faults; restore the starting balance. Credentials stay valid."""
+        # Webhook timers are not touched here: they belong to the event loop (see
+        # WebhookDispatcher.cancel_all) and ignore jobs that are no longer in `jobs`.
         with self.lock:
-            for job in self.jobs.values():
-                for timer in job.timers:
-                    timer.cancel()
             self._reset_data()
             self.faults.reset()
 
@@ -159,7 +158,9 @@ class SandboxState:
             failing = _contains(body, FAIL_MARKER)
             factor = 2.0 if _contains(body, SLOW_MARKER) else 1.0
             now = time.monotonic()
-            lifetime = plan.lifetime if plan.lifetime is not None else self.config.job_seconds
+            lifetime = self.config.job_seconds
+            if plan.lifetime is not None and not failing:  # a failing session fails like any job
+                lifetime = plan.lifetime
             done_at = now + lifetime * factor
             job_id = new_object_id()
             if plan.result_url is not None:
@@ -261,9 +262,16 @@ class SandboxState:
         self.lipsync_translations[key] = job
 
     # -- counters ---------------------------------------------------------------------------
-    def count_request(self, path: str) -> None:
-        self.requests += 1
-        self.requests_by_path[path] += 1
+    def count_request(self, path: str, *, poll: bool = False) -> None:
+        with self.lock:
+            self.requests += 1
+            self.requests_by_path[path] += 1
+            if poll:
+                self.polls[path] += 1
+
+    def count_rejected(self, code: int) -> None:
+        with self.lock:
+            self.rejected[code] += 1
 
     def create_count(self, kind: str | None = None) -> int:
         """Jobs created (accepted create calls), in total or for one kind name."""

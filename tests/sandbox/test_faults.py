@@ -145,3 +145,14 @@ def test_faults_unit_pick_consumes_next_n() -> None:
     assert faults.pick("/a/x").kind == "drop"
     assert faults.pick("/a").kind == "drop"
     assert faults.pick("/a") is None and not faults
+
+
+def test_slow_create_still_happens_after_the_client_gave_up(sandbox: Sandbox, client: httpx.Client,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    from .conftest import wait_for
+
+    sandbox.faults.slow(0.3, next=1, path_prefix=MODERATE)
+    with pytest.raises(httpx.ReadTimeout):
+        client.post(MODERATE, json=BODY, timeout=0.1)
+    wait_for(lambda: sandbox.create_count("moderation") == 1)  # the server had the whole request
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
