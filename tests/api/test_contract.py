@@ -284,7 +284,7 @@ async def test_client_credentials_are_exchanged_through_gettoken_once(rig):
     if isinstance(rec, MockAkool):
         drv = make_mock_client("sync-httpx" if name == "AkoolClient" else "async-httpx", rec, **kwargs)
     else:
-        drv = make_client("sync-httpx" if name == "AkoolClient" else "async-aiohttp", rec_url(rec), **kwargs)
+        drv = make_client("sync-httpx" if name == "AkoolClient" else "async-aiohttp", rec.url, **kwargs)
     try:
         await drv("status", "moderation", "a1")
         await drv("voices")
@@ -296,10 +296,6 @@ async def test_client_credentials_are_exchanged_through_gettoken_once(rig):
         assert [r.headers["authorization"] for r in rec.requests[1:]] == [f"Bearer {TOKEN}"] * 2
     finally:
         await drv.close()
-
-
-def rec_url(rec) -> str:
-    return rec.url
 
 
 async def test_api_key_travels_as_x_api_key_header(rig):
