@@ -97,7 +97,9 @@ def test_bad_chat_input_is_refused(bad, field):
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=st.text(min_size=1, max_size=3000),
-       mid=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=0x2FFF), min_size=1, max_size=40),
+       mid=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=0x2FFF,
+                                         blacklist_categories=("Zs", "Zl", "Zp", "Cc", "Cs")),
+                   min_size=1, max_size=40),
        max_bytes=st.integers(min_value=200, max_value=2000),
        words=st.booleans())
 def test_split_property(text, mid, max_bytes, words):
