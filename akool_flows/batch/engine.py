@@ -184,6 +184,8 @@ class _Run:
         self.cancelled = False
         self.min_duration: float | None = None
         self.busy = 0
+        self.polling = 0
+        self.poll_slots = max(1, concurrency // 2)
         self._idle: list[asyncio.Future[None]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = math.inf
@@ -456,15 +458,23 @@ class _Run:
         self.committed += self._est(i)
         return i
 
+    def _submitting(self) -> bool:
+        return self.stopped_by is None and bool(self.queue or (self.retry_heap and
+                                                               self.retry_heap[0][0] <= time.monotonic()))
+
     async def _worker(self) -> None:
         while True:
-            recs = self._take_polls()
+            # Polls go first, but while rows wait to be created they get at most half the
+            # workers: otherwise frequent polls of early jobs would starve the submission.
+            recs = self._take_polls() if self.polling < self.poll_slots or not self._submitting() else []
             if recs:
                 self.busy += 1
+                self.polling += 1
                 try:
                     await self._poll(recs)
                 finally:
                     self.busy -= 1
+                    self.polling -= 1
                 continue
             i = self._take_submission()
             if i is not None:

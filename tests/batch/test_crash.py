@@ -1,0 +1,111 @@
+"""Crash test: the CLI is SIGKILLed mid-batch against a sandbox in another process, then rerun."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from .conftest import free_port
+
+CLI = str(Path(sys.executable).with_name("akool-flows"))
+
+
+def _stats(base_url: str) -> dict:
+    with urllib.request.urlopen(f"{base_url}/_sandbox/stats", timeout=5) as resp:
+        return json.load(resp)
+
+
+def _ledger_counts(path: Path) -> dict[str, int]:
+    if not path.exists():
+        return {}
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        return dict(con.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def sandbox_process(tmp_path):
+    port = free_port()
+    env_file = tmp_path / "sandbox.env"
+    proc = subprocess.Popen([CLI, "sandbox", "--port", str(port), "--job-seconds", "1.0", "--latency", "0.04",
+                             "--write-env", str(env_file)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not env_file.exists() or not env_file.read_text().strip():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "sandbox did not start"
+        time.sleep(0.05)
+    env = dict(os.environ)
+    for line in env_file.read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value
+    for key in ("AKOOL_API_KEY", "AKOOL_CLIENT_ID", "AKOOL_CLIENT_SECRET"):
+        env.pop(key, None)  # the token is enough
+    yield env
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_batch_then_rerun_resumes_without_paying_twice(tmp_path, sandbox_process):
+    env = sandbox_process
+    base = env["AKOOL_BASE_URL"]
+    n = 300
+    pd.DataFrame({"text": [f"comment {i}: have a nice day" for i in range(n)]}).to_csv(tmp_path / "in.csv",
+                                                                                       index=False)
+    ledger = tmp_path / "ledger.sqlite"
+    cmd = [CLI, "moderate", str(tmp_path / "in.csv"), "--column", "text", "--type", "text", "--out",
+           str(tmp_path / "results.csv"), "--ledger", str(ledger), "--concurrency", "8", "--poll-interval", "0.3",
+           "--quiet", "--show", "0"]
+    victim = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while _ledger_counts(ledger).get("submitted", 0) < 60:
+        assert victim.poll() is None, "the batch finished before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(10)
+    at_kill = _ledger_counts(ledger)
+    in_flight = at_kill.get("intent", 0)
+    assert at_kill.get("pending", 0) > 0  # really killed mid-batch
+    print(f"ledger at the kill: {at_kill}")
+
+    rerun = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == (1 if in_flight else 0), rerun.stdout + rerun.stderr
+    assert "Traceback" not in rerun.stderr
+    res = pd.read_csv(tmp_path / "results.csv")
+    assert len(res) == n and res["row_key"].is_unique and sorted(res["input_index"]) == list(range(1, n + 1))
+    counts = res["outcome"].value_counts().to_dict()
+    assert counts.get("uncertain", 0) == in_flight
+    assert counts.get("completed", 0) == n - in_flight
+    unc = res[res["outcome"] == "uncertain"]
+    assert unc["attempt_at"].notna().all()
+    if in_flight:
+        assert "uncertain" in rerun.stdout and "--resubmit-uncertain" in rerun.stdout
+    stats = _stats(base)
+    assert stats["duplicate_creates"] == {}
+    assert n - in_flight <= stats["creates"] <= n
+
+    again = subprocess.run(cmd + ["--resubmit-uncertain"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                           timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    res = pd.read_csv(tmp_path / "results.csv")
+    assert len(res) == n and set(res["outcome"]) == {"completed"}
+    dupes = sum(v - 1 for v in _stats(base)["duplicate_creates"].values())
+    assert dupes <= in_flight  # only rows whose first create had reached Akool can be paid twice
