@@ -29,7 +29,7 @@ from akool_flows.sandbox.kinds import KINDS, KindSpec
 from akool_flows.sandbox.state import FAIL_MARKER, SandboxState
 from akool_flows.sandbox.webhooks import WebhookDispatcher
 
-__all__ = ["create_app", "STATE_KEY", "DISPATCHER_KEY"]
+__all__ = ["DISPATCHER_KEY", "STATE_KEY", "create_app"]
 
 STATE_KEY: web.AppKey[SandboxState] = web.AppKey("akool_sandbox_state", SandboxState)
 DISPATCHER_KEY: web.AppKey[WebhookDispatcher] = web.AppKey("akool_sandbox_webhooks", WebhookDispatcher)
@@ -405,7 +405,7 @@ async def detect_handler(request: web.Request) -> dict[str, Any]:
         x0 = 100 + 400 * i + digest[1 + i] % 80
         y0 = 150 + digest[4 + i] % 80
         points = [[x0 + 40, y0 + 60], [x0 + 150, y0 + 60], [x0 + 95, y0 + 120], [x0 + 60, y0 + 170]]
-        landmarks.append(points + [[0, 0], [0, 0]])
+        landmarks.append([*points, [0, 0], [0, 0]])
         strings.append(":".join(f"{x},{y}" for x, y in points))
         regions.append([x0, y0, x0 + 190, y0 + 240])
     return {
@@ -471,7 +471,8 @@ def _add_admin_routes(app: web.Application, state: SandboxState, dispatcher: Web
                 specs = body.get("rules", []) if ("rules" in body or "clear" in body) else [body]
             else:
                 specs = body
-            if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs) or (not specs and not cleared):
+            well_formed = isinstance(specs, list) and all(isinstance(s, dict) for s in specs)
+            if not well_formed or (not specs and not cleared):
                 return bad('expected a rule like {"kind": "http_500", "next": 3, "path_prefix": "/api/open"}, '
                            'a list of rules, or {"clear": true, "rules": [...]}')
             if cleared:

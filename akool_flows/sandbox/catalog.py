@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["VOICES", "TALKING_AVATARS", "LIVE_AVATARS", "LANGUAGES", "LANGUAGE_CODES"]
+__all__ = ["LANGUAGES", "LANGUAGE_CODES", "LIVE_AVATARS", "TALKING_AVATARS", "VOICES"]
 
 _CDN = "https://drz0f01yeq1cx.cloudfront.net"
 
 
-def _voice(i: int, voice_id: str, name: str, gender: str, accent: str, description: str, use_case: str) -> dict[str, Any]:
+def _voice(i: int, voice_id: str, name: str, gender: str, accent: str, description: str,
+           use_case: str) -> dict[str, Any]:
     return {
         "_id": f"65e980d7af040969db5be8{i:02x}",
         "create_time": 1687181385319 + i,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ApiError", "PARAM_ERROR", "NOT_FOUND", "MESSAGES"]
+__all__ = ["MESSAGES", "NOT_FOUND", "PARAM_ERROR", "ApiError"]
 
 PARAM_ERROR = 1003
 NOT_FOUND = 1008

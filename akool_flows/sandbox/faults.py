@@ -124,7 +124,9 @@ class Faults:
             )
         )
 
-    def http_500(self, next: int | None = None, *, probability: float | None = None, path_prefix: str = "") -> FaultRule:
+    def http_500(
+        self, next: int | None = None, *, probability: float | None = None, path_prefix: str = ""
+    ) -> FaultRule:
         """Answer HTTP 500 (HTML body) instead of processing matching requests."""
         return self.add(FaultRule("http_500", path_prefix, next, probability))
 
@@ -157,7 +159,9 @@ class Faults:
         """Answer HTTP 200 with a truncated JSON body instead of processing matching requests."""
         return self.add(FaultRule("malformed_json", path_prefix, next, probability))
 
-    def rate_limit(self, next: int | None = None, *, probability: float | None = None, path_prefix: str = "") -> FaultRule:
+    def rate_limit(
+        self, next: int | None = None, *, probability: float | None = None, path_prefix: str = ""
+    ) -> FaultRule:
         """Answer business code 1005 (too frequent) instead of processing matching requests."""
         return self.add(FaultRule("rate_limit", path_prefix, next, probability))
 

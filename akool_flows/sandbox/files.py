@@ -12,7 +12,7 @@ import struct
 import zlib
 from functools import lru_cache
 
-__all__ = ["CONTENT_TYPES", "file_bytes", "content_type"]
+__all__ = ["CONTENT_TYPES", "content_type", "file_bytes"]
 
 CONTENT_TYPES: dict[str, str] = {
     "png": "image/png",

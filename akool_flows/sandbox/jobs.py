@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from akool_flows.sandbox.kinds import KindSpec
 
-__all__ = ["Job", "QUEUED", "PROCESSING", "COMPLETED", "FAILED", "new_object_id", "new_task_id", "new_uuid"]
+__all__ = ["COMPLETED", "FAILED", "PROCESSING", "QUEUED", "Job", "new_object_id", "new_task_id", "new_uuid"]
 
 QUEUED, PROCESSING, COMPLETED, FAILED = 1, 2, 3, 4
 

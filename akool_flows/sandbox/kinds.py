@@ -32,7 +32,7 @@ from akool_flows.sandbox.moderation import (
 if TYPE_CHECKING:
     from akool_flows.sandbox.state import SandboxState
 
-__all__ = ["KINDS", "KINDS_BY_PATH", "KindSpec", "Plan", "ACCOUNT_UID"]
+__all__ = ["ACCOUNT_UID", "KINDS", "KINDS_BY_PATH", "KindSpec", "Plan"]
 
 ACCOUNT_UID = 101690
 ACCOUNT_USER_ID = "64d985c5571729d3e2999477"
@@ -446,7 +446,8 @@ def _prepare_background_change(body: dict[str, Any], state: SandboxState) -> Pla
     v.integer(body, "overlay_template_x", required=False)
     v.integer(body, "overlay_template_y", required=False)
     if not template:
-        extra = [k for k in ("modify_template_size", "overlay_template_x", "overlay_template_y") if body.get(k) is not None]
+        template_fields = ("modify_template_size", "overlay_template_x", "overlay_template_y")
+        extra = [k for k in template_fields if body.get(k) is not None]
         if extra:
             raise param_error(f"{', '.join(extra)} can only be used together with template_url")
     v.boolean(body, "removeBg")
@@ -492,7 +493,7 @@ def _prepare_image_button(body: dict[str, Any], state: SandboxState) -> Plan:
     )
 
 
-def _prepare_faceswap(video: bool, reage: bool) -> Prepare:
+def _prepare_faceswap(*, video: bool, reage: bool) -> Prepare:
     media_field = "modifyVideo" if video else "modifyImage"
 
     def prepare(body: dict[str, Any], state: SandboxState) -> Plan:
@@ -740,25 +741,51 @@ def _md5(text: str) -> str:
 _V3 = "/api/open/v3"
 _V4 = "/api/open/v4"
 
+def _kind(cls: type[KindSpec], name: str, path: str, prepare: Prepare, webhook_type: str,
+          error: tuple[int, str]) -> KindSpec:
+    return cls(name, path, prepare, webhook_type=webhook_type, error=error)
+
+
+_AUDIO_ERROR = (1201, "create audio error, please try again later")
+_IMAGE_ERROR = (1108, "image generate error,please try again later")
+_FACESWAP_ERROR = (1016, "Face swapping error")
+_VIDEO_ERROR = (1205, "Create video error, please try again later")
+
 KINDS: dict[str, KindSpec] = {
     spec.name: spec
     for spec in (
-        AudioKind("tts", f"{_V3}/audio/create", _prepare_tts, webhook_type="audio", error=(1201, "create audio error, please try again later")),
-        AudioKind("voice_clone", f"{_V3}/audio/clone", _prepare_voice_clone, webhook_type="audio", error=(1112, "voice processing error")),
-        ImageKind("background_change", f"{_V3}/content/image/bg/replace", _prepare_background_change, webhook_type="background change", error=(1206, "background change processing error")),
-        ImageKind("image_generate", f"{_V3}/content/image/createbyprompt", _prepare_image_generate, webhook_type="image", error=(1108, "image generate error,please try again later")),
-        ImageKind("image_button", f"{_V3}/content/image/createbybutton", _prepare_image_button, webhook_type="image", error=(1108, "image generate error,please try again later")),
-        FaceswapKind("faceswap_image", f"{_V3}/faceswap/highquality/specifyimage", _prepare_faceswap(False, False), webhook_type="faceswap", error=(1016, "Face swapping error")),
-        FaceswapKind("faceswap_video", f"{_V3}/faceswap/highquality/specifyvideo", _prepare_faceswap(True, False), webhook_type="faceswap", error=(1016, "Face swapping error")),
-        FaceswapKind("reage_image", f"{_V3}/faceswap/highquality/imgreage", _prepare_faceswap(False, True), webhook_type="faceswap", error=(1016, "Face swapping error")),
-        FaceswapKind("reage_video", f"{_V3}/faceswap/highquality/vidreage", _prepare_faceswap(True, True), webhook_type="faceswap", error=(1016, "Face swapping error")),
-        AnalysisKind("moderation", f"{_V3}/content/analysis/sentiment", _prepare_moderation, webhook_type="moderation", error=(1212, "Sentiment analysis fails")),
-        VideoKind("lipsync", f"{_V3}/content/video/lipsync", _prepare_lipsync, webhook_type="lipsync", error=(1211, "Create lipsync error, please try again later")),
-        VideoKind("talking_photo", f"{_V3}/content/video/createbytalkingphoto", _prepare_talking_photo, webhook_type="talking photo", error=(1015, "Create video error, please try again later")),
-        VideoKind("video_translation", f"{_V3}/content/video/createbytranslate", _prepare_video_translation, webhook_type="video translate", error=(1205, "Create video error, please try again later")),
-        VideoKind("talking_avatar", f"{_V3}/talkingavatar/create", _prepare_talking_avatar, webhook_type="avatar", error=(1105, "avatar processing error")),
-        AvatarKind("avatar_upload", f"{_V3}/avatar/create", _prepare_avatar_upload, webhook_type="avatar", error=(1109, "create avatar video error")),
-        SessionKind("live_session", f"{_V4}/liveAvatar/session/create", _prepare_live_session, webhook_type="live avatar", error=(1218, "liveAvatar processing error")),
+        _kind(AudioKind, "tts", f"{_V3}/audio/create", _prepare_tts, "audio", _AUDIO_ERROR),
+        _kind(AudioKind, "voice_clone", f"{_V3}/audio/clone", _prepare_voice_clone, "audio",
+              (1112, "voice processing error")),
+        _kind(ImageKind, "background_change", f"{_V3}/content/image/bg/replace", _prepare_background_change,
+              "background change", (1206, "background change processing error")),
+        _kind(ImageKind, "image_generate", f"{_V3}/content/image/createbyprompt", _prepare_image_generate,
+              "image", _IMAGE_ERROR),
+        _kind(ImageKind, "image_button", f"{_V3}/content/image/createbybutton", _prepare_image_button,
+              "image", _IMAGE_ERROR),
+        _kind(FaceswapKind, "faceswap_image", f"{_V3}/faceswap/highquality/specifyimage",
+              _prepare_faceswap(video=False, reage=False), "faceswap", _FACESWAP_ERROR),
+        _kind(FaceswapKind, "faceswap_video", f"{_V3}/faceswap/highquality/specifyvideo",
+              _prepare_faceswap(video=True, reage=False), "faceswap", _FACESWAP_ERROR),
+        _kind(FaceswapKind, "reage_image", f"{_V3}/faceswap/highquality/imgreage",
+              _prepare_faceswap(video=False, reage=True), "faceswap", _FACESWAP_ERROR),
+        _kind(FaceswapKind, "reage_video", f"{_V3}/faceswap/highquality/vidreage",
+              _prepare_faceswap(video=True, reage=True), "faceswap", _FACESWAP_ERROR),
+        # The Webhook page lists no type for moderation; "moderation" matches the client registry.
+        _kind(AnalysisKind, "moderation", f"{_V3}/content/analysis/sentiment", _prepare_moderation,
+              "moderation", (1212, "Sentiment analysis fails")),
+        _kind(VideoKind, "lipsync", f"{_V3}/content/video/lipsync", _prepare_lipsync, "lipsync",
+              (1211, "Create lipsync error, please try again later")),
+        _kind(VideoKind, "talking_photo", f"{_V3}/content/video/createbytalkingphoto", _prepare_talking_photo,
+              "talking photo", (1015, "Create video error, please try again later")),
+        _kind(VideoKind, "video_translation", f"{_V3}/content/video/createbytranslate",
+              _prepare_video_translation, "video translate", _VIDEO_ERROR),
+        _kind(VideoKind, "talking_avatar", f"{_V3}/talkingavatar/create", _prepare_talking_avatar, "avatar",
+              (1105, "avatar processing error")),
+        _kind(AvatarKind, "avatar_upload", f"{_V3}/avatar/create", _prepare_avatar_upload, "avatar",
+              (1109, "create avatar video error")),
+        _kind(SessionKind, "live_session", f"{_V4}/liveAvatar/session/create", _prepare_live_session,
+              "live avatar", (1218, "liveAvatar processing error")),
     )
 }
 

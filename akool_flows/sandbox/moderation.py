@@ -78,7 +78,10 @@ _CATEGORIES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "hate",
         "Hateful language towards people or groups",
-        ("i hate", "hate you", "hate them", "hate all", "subhuman", "vermin", "exterminate", "inferior race", "go back to your country"),
+        (
+            "i hate", "hate you", "hate them", "hate all", "subhuman", "vermin", "exterminate",
+            "inferior race", "go back to your country",
+        ),
     ),
     (
         "profanity",
@@ -197,7 +200,8 @@ def classify(type_: int, content: str, user_input: str | None = None) -> Verdict
         words = {w.lower() for w in re.findall(r"\w{3,}", user_input)}
         hits = sorted(w for w in words if re.search(r"\b" + re.escape(w) + r"\b", text, re.IGNORECASE))
         if hits:
-            findings.append("- customized: Matches the user-defined content (" + ", ".join(f'"{h}"' for h in hits) + ").")
+            quoted = ", ".join(f'"{h}"' for h in hits)
+            findings.append(f"- customized: Matches the user-defined content ({quoted}).")
     if findings:
         return Verdict("Non-Compliant", "\n".join(findings) + "\nResult: Non-Compliant")
     return Verdict("Compliant", "- No policy violations detected.\nResult: Compliant")

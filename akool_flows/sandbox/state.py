@@ -24,7 +24,7 @@ from akool_flows.sandbox.faults import Faults
 from akool_flows.sandbox.jobs import COMPLETED, FAILED, Job, new_object_id, new_task_id
 from akool_flows.sandbox.kinds import KINDS, KindSpec, Plan
 
-__all__ = ["SandboxState", "input_hash", "FAIL_MARKER", "SLOW_MARKER"]
+__all__ = ["FAIL_MARKER", "SLOW_MARKER", "SandboxState", "input_hash"]
 
 FAIL_MARKER = "sandbox-fail"
 SLOW_MARKER = "sandbox-slow"

@@ -15,10 +15,10 @@ __all__ = [
     "integer",
     "number",
     "one_of",
+    "query_int",
+    "size_string",
     "string",
     "url",
-    "size_string",
-    "query_int",
 ]
 
 _MISSING = object()

@@ -72,7 +72,8 @@ class WebhookDispatcher:
             timer.cancel()
         job.timers.clear()
         now = time.monotonic()
-        if self.state.config.webhook_on_processing and PROCESSING not in job.notified and job.queued_until < job.done_at:
+        wants_processing = self.state.config.webhook_on_processing and job.queued_until < job.done_at
+        if wants_processing and PROCESSING not in job.notified:
             job.timers.append(self._loop.call_later(max(0.0, job.queued_until - now), self._fire, job, PROCESSING))
         job.timers.append(self._loop.call_later(max(0.0, job.done_at - now), self._fire, job, COMPLETED))
 

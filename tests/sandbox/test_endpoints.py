@@ -82,7 +82,7 @@ def test_faceswap_list_by_ids_answers_many_ids_in_one_call(sandbox: Sandbox, cli
         path, body = EXAMPLES[kind]
         ids.append(ok_data(client.post(path, json=body))["_id"])
     result = ok_data(client.get(f"{V3}/faceswap/result/listbyids",
-                                params={"_ids": ",".join(ids + ["000000000000000000000000"])}))["result"]
+                                params={"_ids": ",".join([*ids, "000000000000000000000000"])}))["result"]
     assert [r["_id"] for r in result] == ids  # unknown ids are simply absent
     for item in result:
         assert {"faceswap_status", "url", "createdAt", "deduction_duration", "video_duration"} <= set(item)

@@ -191,11 +191,12 @@ def test_cli_prints_how_to_connect_and_stops_on_ctrl_c(tmp_path) -> None:
         base_url = next(line.split("=", 1)[1].strip() for line in lines if "AKOOL_BASE_URL=" in line)
         token = next(line.split("=", 1)[1].strip() for line in lines if "AKOOL_API_TOKEN=" in line)
         assert "AKOOL_CLIENT_ID=64db241f6d9e5c4bd136c187" in text
-        assert httpx.get(f"{base_url}{V3}/voice/list", headers={"Authorization": f"Bearer {token}"}).json()["code"] == 1000
+        voices = httpx.get(f"{base_url}{V3}/voice/list", headers={"Authorization": f"Bearer {token}"})
+        assert voices.json()["code"] == 1000
         assert oct(env_file.stat().st_mode & 0o777) == "0o600" and token in env_file.read_text()
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
+        _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert "Traceback" not in err
 
