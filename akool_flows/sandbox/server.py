@@ -103,6 +103,8 @@ class Sandbox:
     def stop(self) -> None:
         """Stop a server started with :meth:`start` (idempotent)."""
         thread, loop = self._thread, self._loop
+        if thread is None and self._runner is not None:
+            raise RuntimeError("this Sandbox runs on your event loop (astart): use `await astop()`")
         if thread is None or loop is None:
             return
         loop.call_soon_threadsafe(loop.stop)
