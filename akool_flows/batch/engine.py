@@ -50,7 +50,7 @@ from akool_flows.api.errors import (
     create_may_have_happened,
 )
 from akool_flows.api.jobs import JobStatus
-from akool_flows.batch.artifacts import ArtifactDownloader
+from akool_flows.batch.artifacts import DEFAULT_MAX_BYTES, ArtifactDownloader
 from akool_flows.batch.cost import USD_PER_CREDIT
 from akool_flows.batch.errors import BatchInputError, BudgetError
 from akool_flows.batch.export import IncrementalCsv, write_table
@@ -135,7 +135,7 @@ class _Run:
                  job_timeout: float | None, budget_credits: float | None, usd_per_credit: float,
                  resubmit_uncertain: bool, events: Any, webhook_url: str | None, download_dir: Any,
                  results_path: Any, progress: Callable[[Progress], Any] | None, cancel: Any, reuse: bool,
-                 strict: bool) -> None:
+                 strict: bool, download_max_bytes: int | None = None) -> None:
         self.plan = plan
         self.kind = plan.kind
         self.client = client
@@ -151,6 +151,7 @@ class _Run:
         self.events = events
         self.webhook_url = webhook_url
         self.download_dir = download_dir
+        self.download_max_bytes = download_max_bytes
         self.results_path = Path(results_path) if results_path is not None else None
         self.progress_cb = progress
         self.cancel = cancel
@@ -641,6 +642,10 @@ class _Run:
                 self.cancelled = True
                 self._stop("cancel", "the run was cancelled")
                 self._abandon_running("the run was cancelled while the job was running; rerun to collect it")
+            if self._to_register:
+                # Soon after the create: the receiver only accepts events of ids it knows.
+                ids, self._to_register = self._to_register, []
+                await asyncio.to_thread(_register, self.events, ids, self.kind.name)
             if self.events is not None and now - last_events >= event_interval:
                 last_events = now
                 await self._check_events()
@@ -654,9 +659,6 @@ class _Run:
 
     async def _check_events(self) -> None:
         store = self.events
-        if self._to_register:
-            ids, self._to_register = self._to_register, []
-            await asyncio.to_thread(_register, store, ids, self.kind.name)
         if not self.inflight:
             return
         ids = list(self.inflight)
@@ -773,7 +775,8 @@ class _Run:
         self.prepare()
         await self._check_budget()
         if self.download_dir is not None:
-            self._downloader = ArtifactDownloader(self.download_dir, media=self.kind.result_media)
+            self._downloader = ArtifactDownloader(self.download_dir, media=self.kind.result_media,
+                                                  max_bytes=self.download_max_bytes or DEFAULT_MAX_BYTES)
             for i in range(self.n):  # finished in an earlier run but never downloaded (or failed to)
                 st = self.final[i]
                 if (self.outcome[i] == "completed" and st is not None and st.result_urls
@@ -886,7 +889,8 @@ async def arun_batch(plan_or_df: BatchPlan | pd.DataFrame, kind: str | None = No
                      poll_interval: float = 5.0, job_timeout: float | None = None,
                      budget_credits: float | None = None, usd_per_credit: float = USD_PER_CREDIT,
                      resubmit_uncertain: bool = False, events: Any = None, webhook_url: str | None = None,
-                     download_dir: str | Path | None = None, results_path: str | Path | None = None,
+                     download_dir: str | Path | None = None, download_max_bytes: int | None = None,
+                     results_path: str | Path | None = None,
                      progress: Callable[[Progress], Any] | None = None, cancel: Any = None,
                      reuse: bool = True, strict: bool = False, columns: Any = None,
                      defaults: Mapping[str, Any] | None = None, cost_table: Mapping[str, float] | None = None,
@@ -895,6 +899,8 @@ async def arun_batch(plan_or_df: BatchPlan | pd.DataFrame, kind: str | None = No
     _check_options(concurrency, poll_interval, job_timeout, max_requests_per_second, budget_credits, usd_per_credit)
     if webhook_url is not None and not str(webhook_url).startswith(("http://", "https://")):
         raise BatchInputError(f"webhook_url must be an http(s) URL, got {webhook_url!r}", field="webhook_url")
+    if download_max_bytes is not None and (not isinstance(download_max_bytes, int) or download_max_bytes < 1):
+        raise BatchInputError("download_max_bytes must be a positive integer", field="download_max_bytes")
     if cancel is not None and not callable(getattr(cancel, "is_set", None)):
         raise BatchInputError("cancel must be a threading.Event or asyncio.Event", field="cancel")
     owns_ledger = not isinstance(ledger, Ledger)
@@ -930,7 +936,8 @@ async def arun_batch(plan_or_df: BatchPlan | pd.DataFrame, kind: str | None = No
                        poll_interval=poll_interval, job_timeout=job_timeout, budget_credits=budget_credits,
                        usd_per_credit=usd_per_credit, resubmit_uncertain=resubmit_uncertain, events=events,
                        webhook_url=webhook_url, download_dir=download_dir, results_path=results_path,
-                       progress=progress, cancel=cancel, reuse=reuse, strict=strict)
+                       progress=progress, cancel=cancel, reuse=reuse, strict=strict,
+                       download_max_bytes=download_max_bytes)
             return await run.run()
         finally:
             if owns_client:
@@ -964,7 +971,9 @@ def run_batch(plan_or_df: BatchPlan | pd.DataFrame, kind: str | None = None, **k
         usd_per_credit: for the USD figures (docs: 0.04).
         events: a webhook event store (``WebhookEventStore``): jobs complete from their events.
         webhook_url: sent as ``webhookUrl`` with every create (kinds that accept one).
-        download_dir: local folder or fsspec URL: result files are downloaded with a sha256.
+        download_dir: local folder or fsspec URL: result files are downloaded with a sha256
+            (a rerun downloads what is missing; results expire on Akool's side after 7 days).
+        download_max_bytes: size limit per result file (default 2 GiB).
         results_path: CSV / Parquet written incrementally during the run and in full at the end.
         progress: callable receiving `Progress` a couple of times per second and at the end.
         cancel: ``threading.Event`` / ``asyncio.Event``: stop submitting (the rest is
