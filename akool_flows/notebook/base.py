@@ -502,7 +502,7 @@ class BatchAppBase:
         self._summary_html = w.HTML()
         self._summary_html.add_class("akool-summary")
         self._chart_html = w.HTML()
-        self._chart_html.add_class("akool-chart")
+        self._chart_html.add_class("akool-charts")
         self._log = w.Output(layout=w.Layout(max_height="160px", overflow="auto"))
         self._log.add_class("akool-log")
 

@@ -57,6 +57,8 @@ STYLE = """<style>
 .akool-badge-live { background: #0969da; }
 .akool-pill { display: inline-block; padding: 0 6px; border-radius: 8px; color: #fff; font-size: 11px;
   font-weight: 600; white-space: nowrap; }
+.akool-app .akool-estimate .widget-html-content, .akool-app .akool-results .widget-html-content,
+.akool-app .akool-summary .widget-html-content { line-height: 1.4; }
 .akool-results-table { border-collapse: collapse; width: 100%; }
 .akool-results-table th, .akool-results-table td { border-bottom: 1px solid #d0d7de; padding: 3px 6px;
   text-align: left; vertical-align: top; }
@@ -66,7 +68,8 @@ STYLE = """<style>
 .akool-results-table .akool-error { color: #cf222e; }
 .akool-results-scroll { max-height: 420px; overflow: auto; }
 .akool-muted { color: #6e7781; }
-.akool-kv td { padding: 1px 10px 1px 0; }
+.akool-kv td { padding: 1px 10px 1px 0; line-height: 1.4; }
+.akool-rejections ul { margin: 2px 0 4px 0; }
 .akool-problem { color: #cf222e; }
 </style>"""
 
@@ -108,7 +111,7 @@ def badge_html(title: str, *, sandbox: bool, target: str) -> str:
     else:
         badge = (f'<span class="akool-badge akool-badge-live" title="{_e(target)}">LIVE API</span>'
                  f' <span class="akool-muted">{_e(target)}: runs spend real credits</span>')
-    return f'{STYLE}<div class="akool-header"><span class="akool-title">{_e(title)}</span>{badge}</div>'
+    return f'{STYLE}<div class="akool-header-line"><span class="akool-title">{_e(title)}</span>{badge}</div>'
 
 
 def estimate_html(summary: Mapping[str, Any], rejections: Sequence[Mapping[str, Any]] = (), *,
@@ -201,7 +204,7 @@ def results_table_html(results: pd.DataFrame, columns: Sequence[str], *, labels:
         classes = ["akool-row"]
         for key in ("outcome", "conclusion"):
             if key in results.columns and not _is_missing(row.get(key)):
-                classes.append(f"akool-{key}-{_slug(str(row[key]))}")
+                classes.append(f"akool-row-{key}-{_slug(str(row[key]))}")
         cells = "".join(_cell(c, row.get(c), max_chars=max_chars) for c in shown_cols)
         body.append(f'<tr class="{" ".join(classes)}">{cells}</tr>')
     caption = ""
