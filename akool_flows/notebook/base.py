@@ -28,6 +28,9 @@ from akool_flows.notebook.runner import BackgroundRun
 
 __all__ = ["BatchAppBase"]
 
+#: Why the engine stopped submitting early, as the status line says it.
+_STOPPED_BY = {"budget": "by the budget", "quota": "by Akool: not enough credits",
+               "auth": "by Akool: authentication failed", "cancel": ""}
 #: Outcomes that mean "look at this row".
 PROBLEM_OUTCOMES = ("failed", "rejected", "uncertain", "timed_out", "cancelled")
 _UI_INTERVAL = 0.15     # seconds between progress repaints: smooth, without flooding the comm channel
@@ -49,8 +52,24 @@ def _num(value: Any) -> float | None:
 
 
 class BatchAppBase:
-    """Common machinery of the notebook apps. Subclasses define `title`, `kind` and the hooks
-    `_build_form`, `_plan_options`, `_table_columns` and (optionally) `_charts` and `_filters`."""
+    """Common machinery of the notebook apps. Subclasses define `title`, `slug` and the hooks
+    `_build_form`, `_plan_options` and (optionally) `_plan_input`, `_table_columns`, `_charts`
+    and `_filters`.
+
+    Options every app takes (keywords):
+
+    * ``client`` — an `AkoolClient` / `AsyncAkoolClient` to use as is; ``env`` — a mapping of
+      ``AKOOL_*`` variables to build clients from (default: the process environment). With
+      neither and no credentials in the environment, the kernel's local sandbox is used.
+    * ``ledger`` — SQLite path or `Ledger`: where the run records every row (default
+      ``akool-ledger.sqlite``; with the in-process sandbox, a ledger of that sandbox in the
+      temp folder). ``batch_id`` — the ledger's name for the batch (default: from the rows).
+    * ``concurrency``, ``poll_interval`` (default 0.5 s on a sandbox, else 5 s), ``job_timeout``,
+      ``budget_credits``, ``usd_per_credit``, ``download_dir``, ``webhook_url``, ``events`` —
+      passed to the batch engine (see `akool_flows.batch.run_batch`).
+    * ``background`` — ``"auto"`` (a task on the kernel's loop; a thread when none runs),
+      ``"loop"`` or ``"thread"``. ``max_rows_shown`` — rows drawn in the results table.
+    """
 
     title: ClassVar[str] = "Akool batch"
     #: Name for widgets' CSS classes and default export file names.
@@ -130,7 +149,8 @@ class BatchAppBase:
 
     @property
     def running(self) -> bool:
-        return self.run_handle is not None and not self.run_handle.done()
+        """True from Run until the engine returns (the app's own bookkeeping after that is not a run)."""
+        return self.run_handle is not None and self.run_handle.state == "running"
 
     @property
     def results(self) -> pd.DataFrame:
@@ -457,11 +477,15 @@ class BatchAppBase:
         parts = [f"{n:,} {k}" for k, n in counts.items() if n]
         credits = summary.get("credits")
         head = "Cancelled" if run.state == "cancelled" else "Finished"
+        stopped = _STOPPED_BY.get(summary.get("stopped_by") or "", "")
+        if stopped and run.state != "cancelled":
+            head = f"Stopped {stopped}"
         self._set_status(f"{head}: {', '.join(parts) or 'no rows'} · {render.format_credits(credits)} credits "
                          f"· {run.elapsed:,.1f} s", "cancelled" if run.state == "cancelled" else "finished")
-        est = self.plan.estimate.total_credits if self.plan is not None else None
+        est = (summary.get("estimate") or {}).get("total_credits")
         self._summary_html.value = render.cost_summary_html(summary, estimate_credits=est)
         self._chart_html.value = self._charts(self.results)
+        self.estimate()  # the ledger now knows these rows: the estimate says a rerun reuses them
 
     # ================================================================================ widgets ==
 

@@ -86,7 +86,7 @@ class ModerationApp(BatchAppBase):
                                 "'flag any mention of competitors'", description="Custom rules", style=style,
                                 layout=w.Layout(width="520px", height="56px"))
         numeric = [(str(c), c) for c in self.df.columns if pd.api.types.is_numeric_dtype(self.df[c])]
-        self.duration_column = w.Dropdown(options=[_NO_DURATION, *numeric], value=init["duration_column"],
+        self.duration_column = w.Dropdown(options=[(_NO_DURATION, _NO_DURATION), *numeric], value=init["duration_column"],
                                           description="Seconds column", style=style,
                                           tooltip="Media length in seconds: audio/video are priced per minute")
         for widget, css in ((self.content_column, "akool-content-column"), (self.content_type, "akool-content-type"),

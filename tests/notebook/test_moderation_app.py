@@ -229,3 +229,38 @@ def _walk(widget):
     yield widget
     for child in getattr(widget, "children", ()):
         yield from _walk(child)
+
+
+async def test_budget_stops_the_run_and_says_so(comments, sandbox, tmp_path) -> None:
+    app = make_app(comments, sandbox, tmp_path, budget_credits=0.5)
+    app.run_button.click()
+    await app.wait(timeout=20)
+    counts = app.results["outcome"].value_counts().to_dict()
+    assert counts["completed"] + counts.get("failed", 0) == 5 and sandbox.create_count("moderation") == 5
+    assert app.status_text.startswith("Stopped by the budget")
+    assert app.result.summary["credits"] <= 0.5
+
+
+def test_media_priced_per_minute_from_a_seconds_column(sandbox, tmp_path) -> None:
+    df = pd.DataFrame({"url": ["https://example.com/a.mp4", "https://example.com/b.mp4"], "seconds": [30, 125]})
+    app = ModerationApp(df, content_type="video", duration_column="seconds", env=sandbox.env(),
+                        ledger=tmp_path / "l.sqlite")
+    assert app.duration_column.layout.display is None  # shown for video
+    assert app.plan.estimate.total_credits == pytest.approx(1.0 + 3.0)  # 1 C per started minute
+    app.duration_column.value = "(none)"
+    assert app.plan.estimate.unknown_rows == 2 and "unknown price" in app._estimate_html.value
+    app.content_type.value = 4
+    assert app.duration_column.layout.display == "none"
+
+
+def test_cancel_a_thread_run_from_another_thread(comments, sandbox, tmp_path) -> None:
+    sandbox.configure(latency=0.05)
+    app = make_app(comments, sandbox, tmp_path, concurrency=1, background="thread")
+    app.start()
+    deadline = time.monotonic() + 10
+    while (app.progress is None or app.progress.submitted < 2) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert app.cancel() == "cancelling"
+    assert app.run_handle.join(timeout=10)
+    assert app.status == "cancelled" and app.results["outcome"].eq("cancelled").any()
+    assert sandbox.create_count("moderation") < 22
