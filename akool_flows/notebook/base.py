@@ -202,6 +202,8 @@ class BatchAppBase:
                                         name=f"akool-{self.slug}-run")
         self._set_running(True)
         self._set_status(f"Running {run_plan.valid_count:,} rows (batch {batch_id})…", "running")
+        self._history(f"Run: {run_plan.valid_count:,} of {len(run_plan.rows):,} rows, batch {batch_id}, "
+                      f"ledger {self.ledger}")
         self.run_handle.start()
         return self.run_handle
 
@@ -354,7 +356,7 @@ class BatchAppBase:
             self.estimate()
 
     async def _run(self, plan: Any, batch_id: str, cancel: Any) -> Any:
-        client, owned = self.connection.async_client()
+        client, owned = self.connection.async_client(max_connections=max(64, self.concurrency + 8))
         try:
             return await _batch().arun_batch(
                 plan, client=client, batch_id=batch_id, ledger=self.ledger, concurrency=self.concurrency,
@@ -470,7 +472,7 @@ class BatchAppBase:
         if run.state == "failed":
             msg = f"{type(run.error).__name__}: {run.error}"
             self._set_status(f"Run failed: {msg}", "error")
-            self._log.append_stderr(f"Run failed: {msg}\n")
+            self._log.append_stderr(f"[{time.strftime('%H:%M:%S')}] Run failed: {msg}\n")
             return
         summary = dict(getattr(self.result, "summary", {}) or {})
         counts = summary.get("counts") or {}
@@ -485,6 +487,7 @@ class BatchAppBase:
         est = (summary.get("estimate") or {}).get("total_credits")
         self._summary_html.value = render.cost_summary_html(summary, estimate_credits=est)
         self._chart_html.value = self._charts(self.results)
+        self._history(self.status_text)
         self.estimate()  # the ledger now knows these rows: the estimate says a rerun reuses them
 
     # ================================================================================ widgets ==
@@ -617,6 +620,10 @@ class BatchAppBase:
             return
         self._export_status.value = (f'Wrote {len(self.results):,} rows to <code>{render._e(path.resolve())}'
                                      f'</code>')
+
+    def _history(self, line: str) -> None:
+        # Output.append_* and not `with output:`: this runs from background tasks and threads.
+        self._log.append_stdout(f"[{time.strftime('%H:%M:%S')}] {line}\n")
 
     def _set_running(self, running: bool) -> None:
         self._run_button.disabled = running

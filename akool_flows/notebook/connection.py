@@ -108,7 +108,7 @@ class Connection:
     #: The in-process sandbox object when the connection started one (for its stats in tests).
     sandbox_server: Any = field(default=None, repr=False)
 
-    def async_client(self) -> tuple[AsyncAkoolClient | AkoolClient, bool]:
+    def async_client(self, max_connections: int = 64) -> tuple[AsyncAkoolClient | AkoolClient, bool]:
         """A client for one run and whether the caller must close it.
 
         A fresh async client per run, because an aiohttp session belongs to the event loop it
@@ -116,7 +116,7 @@ class Connection:
         """
         if self.client is not None:
             return self.client, False
-        return AsyncAkoolClient.from_env(self.env or {}), True
+        return AsyncAkoolClient.from_env(self.env or {}, max_connections=max_connections), True
 
     def sync_client(self) -> tuple[AkoolClient, bool] | None:
         """A blocking client for quick look-ups (the language list) and whether to close it;

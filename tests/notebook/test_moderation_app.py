@@ -264,3 +264,11 @@ def test_cancel_a_thread_run_from_another_thread(comments, sandbox, tmp_path) ->
     assert app.run_handle.join(timeout=10)
     assert app.status == "cancelled" and app.results["outcome"].eq("cancelled").any()
     assert sandbox.create_count("moderation") < 22
+
+
+async def test_run_history_goes_to_the_log_widget(comments, sandbox, tmp_path) -> None:
+    app = make_app(comments, sandbox, tmp_path)
+    app.run_button.click()
+    await app.wait(timeout=20)
+    lines = "".join(o["text"] for o in app._log.outputs if o["output_type"] == "stream")
+    assert "Run: 22 of 24 rows, batch moderation-" in lines and "Finished: 21 completed" in lines
