@@ -70,12 +70,16 @@ _MAX_REFUSALS = 3
 #: Status polls answering "not found" before a job is declared failed.
 _MAX_MISSES = 3
 _TICK = 0.05
+#: Before any job has finished, only this share of the workers' worth of oldest jobs is polled...
+_PROBE_SHARE = 4
+#: ... and the younger ones once they are this many poll intervals old.
+_PROBE_AGE = 4
 
 
 class _InFlight:
     """A running job: what the scheduler needs and nothing else (a few hundred bytes)."""
 
-    __slots__ = ("pos", "job_id", "t0", "deadline", "misses", "done")
+    __slots__ = ("pos", "job_id", "t0", "deadline", "misses", "done", "taken")
 
     def __init__(self, pos: int, job_id: str, t0: float, deadline: float) -> None:
         self.pos = pos
@@ -84,6 +88,8 @@ class _InFlight:
         self.deadline = deadline
         self.misses = 0
         self.done = False
+        #: A worker is polling it right now (it has no heap entry meanwhile).
+        self.taken = False
 
 
 def _check_options(concurrency: int, poll_interval: float, job_timeout: float | None,
@@ -135,7 +141,8 @@ class _Run:
                  job_timeout: float | None, budget_credits: float | None, usd_per_credit: float,
                  resubmit_uncertain: bool, events: Any, webhook_url: str | None, download_dir: Any,
                  results_path: Any, progress: Callable[[Progress], Any] | None, cancel: Any, reuse: bool,
-                 strict: bool, download_max_bytes: int | None = None) -> None:
+                 strict: bool, download_max_bytes: int | None = None,
+                 event_fallback_interval: float | None = None) -> None:
         self.plan = plan
         self.kind = plan.kind
         self.client = client
@@ -144,6 +151,9 @@ class _Run:
         self.concurrency = concurrency
         self.rps = max_requests_per_second
         self.poll_interval = float(poll_interval)
+        self.fallback_interval = float(event_fallback_interval if event_fallback_interval is not None
+                                       else max(poll_interval, 30.0))
+        self.probe_count = max(1, concurrency // _PROBE_SHARE)
         self.job_timeout = job_timeout
         self.budget = budget_credits
         self.usd_per_credit = usd_per_credit
@@ -305,7 +315,20 @@ class _Run:
         self._schedule(rec, min(due, deadline))
 
     def _first_delay(self) -> float:
-        return max(self.poll_interval, self.min_duration or 0.0) if self.events is None else self.poll_interval
+        if self.events is not None:
+            return self.fallback_interval
+        return max(self.poll_interval, self.min_duration or 0.0)
+
+    def _reschedule_all(self) -> None:
+        """The first completion tells how long a job takes: re-plan every waiting job's next poll
+        (young jobs were held back until now, see `_take_polls`)."""
+        now = time.monotonic()
+        md = self.min_duration or 0.0
+        self.heap = [(min(max(now, rec.t0 + md), rec.deadline), next(self._seq), rec)
+                     for rec in self.inflight.values() if not rec.taken and not rec.done]
+        heapq.heapify(self.heap)
+        if self._idle:
+            self._arm_timer()
 
     def _schedule(self, rec: _InFlight, due: float) -> None:
         heapq.heappush(self.heap, (due, next(self._seq), rec))
@@ -332,7 +355,10 @@ class _Run:
             if st.state == "completed":
                 age = time.monotonic() - rec.t0
                 if self.min_duration is None or age < self.min_duration:
+                    first = self.min_duration is None
                     self.min_duration = age
+                    if first and self.events is None:
+                        self._reschedule_all()
             if st.state == "failed":
                 error = (st.error_code, st.error_message or f"{self.kind.name} job failed (status 4)")
         if error is not None:
@@ -424,23 +450,45 @@ class _Run:
         taken: list[_InFlight] = []
         if self.kind.batch_poll:
             # One listbyids call answers 100 jobs for the price of one: once a poll is due, take
-            # along every job that would be due within the next interval.
-            limit, horizon = 100, now + self.poll_interval
+            # along the jobs that would be due within the next quarter interval.
+            limit, horizon = 100, now + self.poll_interval / 4
         else:
             limit, horizon = 1, now
-        min_duration = self.min_duration if self.events is None else None
+        min_duration = self.min_duration
+        probing = self.events is None and min_duration is None
+        oldest_t0 = hold_until = math.inf
+        if probing:
+            # Nothing has finished yet, so nobody knows how long a job takes: poll only the
+            # oldest few (a younger job is very unlikely to be done first) and the others once
+            # they are PROBE_AGE poll intervals old. The first completion re-plans every poll.
+            oldest_t0 = self._probe_threshold()
+            hold_until = self.poll_interval * _PROBE_AGE
         while heap and heap[0][0] <= horizon and len(taken) < limit:
             _, _, rec = heapq.heappop(heap)
             if rec.done:
                 continue
-            if min_duration is not None and now < rec.deadline:
-                earliest = rec.t0 + min_duration
-                if earliest > horizon:
-                    # No job of this batch has finished this fast yet: poll when one could have.
-                    heapq.heappush(heap, (min(earliest, rec.deadline), next(self._seq), rec))
+            if now < rec.deadline:
+                if probing and rec.t0 > oldest_t0 and now - rec.t0 < hold_until:
+                    heapq.heappush(heap, (min(rec.t0 + hold_until, rec.deadline), next(self._seq), rec))
                     continue
+                if self.events is None and min_duration is not None:
+                    earliest = rec.t0 + min_duration
+                    if earliest > horizon:
+                        # No job of this batch has finished this fast yet: poll when one could have.
+                        heapq.heappush(heap, (min(earliest, rec.deadline), next(self._seq), rec))
+                        continue
+            rec.taken = True
             taken.append(rec)
         return taken
+
+    def _probe_threshold(self) -> float:
+        """t0 of the PROBE_COUNT-th oldest running job (dicts keep submission order)."""
+        t0 = -math.inf
+        for n, rec in enumerate(self.inflight.values()):
+            t0 = rec.t0
+            if n + 1 >= self.probe_count:
+                break
+        return t0
 
     def _take_submission(self) -> int | None:
         if self.stopped_by is not None:
@@ -588,6 +636,13 @@ class _Run:
         self._set_outcome(i, "failed")
 
     async def _poll(self, recs: list[_InFlight]) -> None:
+        try:
+            await self._poll_inner(recs)
+        finally:
+            for rec in recs:
+                rec.taken = False
+
+    async def _poll_inner(self, recs: list[_InFlight]) -> None:
         await self._slot()
         try:
             if self.kind.batch_poll:
@@ -628,7 +683,8 @@ class _Run:
                                                       f"(last status {st.state if st else 'unknown'}); "
                                                       "rerun to collect it"))
         else:
-            self._schedule(rec, min(now + self.poll_interval, rec.deadline))
+            step = self.poll_interval if self.events is None else self.fallback_interval
+            self._schedule(rec, min(now + step, rec.deadline))
 
     # --- housekeeping ------------------------------------------------------------------------------
 
@@ -887,7 +943,8 @@ async def arun_batch(plan_or_df: BatchPlan | pd.DataFrame, kind: str | None = No
                      batch_id: str | None = None, ledger: str | Path | Ledger = DEFAULT_LEDGER,
                      concurrency: int = 32, max_requests_per_second: float | None = None,
                      poll_interval: float = 5.0, job_timeout: float | None = None,
-                     budget_credits: float | None = None, usd_per_credit: float = USD_PER_CREDIT,
+                     event_fallback_interval: float | None = None, budget_credits: float | None = None,
+                     usd_per_credit: float = USD_PER_CREDIT,
                      resubmit_uncertain: bool = False, events: Any = None, webhook_url: str | None = None,
                      download_dir: str | Path | None = None, download_max_bytes: int | None = None,
                      results_path: str | Path | None = None,
@@ -897,6 +954,10 @@ async def arun_batch(plan_or_df: BatchPlan | pd.DataFrame, kind: str | None = No
                      durations: str | None = None) -> BatchResult:
     """Run a batch (async). See `run_batch` for the arguments."""
     _check_options(concurrency, poll_interval, job_timeout, max_requests_per_second, budget_credits, usd_per_credit)
+    if event_fallback_interval is not None and (isinstance(event_fallback_interval, bool) or not isinstance(
+            event_fallback_interval, (int, float)) or not event_fallback_interval > 0):
+        raise BatchInputError(f"event_fallback_interval must be a number > 0, got {event_fallback_interval!r}",
+                              field="event_fallback_interval")
     if webhook_url is not None and not str(webhook_url).startswith(("http://", "https://")):
         raise BatchInputError(f"webhook_url must be an http(s) URL, got {webhook_url!r}", field="webhook_url")
     if download_max_bytes is not None and (not isinstance(download_max_bytes, int) or download_max_bytes < 1):
@@ -937,7 +998,7 @@ async def arun_batch(plan_or_df: BatchPlan | pd.DataFrame, kind: str | None = No
                        usd_per_credit=usd_per_credit, resubmit_uncertain=resubmit_uncertain, events=events,
                        webhook_url=webhook_url, download_dir=download_dir, results_path=results_path,
                        progress=progress, cancel=cancel, reuse=reuse, strict=strict,
-                       download_max_bytes=download_max_bytes)
+                       download_max_bytes=download_max_bytes, event_fallback_interval=event_fallback_interval)
             return await run.run()
         finally:
             if owns_client:
@@ -963,8 +1024,11 @@ def run_batch(plan_or_df: BatchPlan | pd.DataFrame, kind: str | None = None, **k
             ``resubmit_uncertain=True``.
         concurrency: HTTP requests in flight at once (creates and polls together).
         max_requests_per_second: client-side request rate limit.
-        poll_interval: seconds between status polls of a running job (the webhook fallback with
-            ``events``).
+        poll_interval: seconds between status polls of a running job. Until the first job of
+            the batch finishes, only the oldest running jobs are polled (younger ones after 4
+            intervals); afterwards no job is polled before it is as old as the fastest finished one.
+        event_fallback_interval: with ``events``: a job whose webhook has not arrived is polled
+            this long after creation and then as often (default ``max(poll_interval, 30)``).
         job_timeout: seconds to wait for one job; then it is ``timed_out`` (a rerun polls it again).
         budget_credits: the most this batch may spend (earlier runs included); submission stops
             before the next row's estimate would pass it (``stopped_by="budget"``).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 
@@ -93,7 +95,9 @@ def test_everything_at_once_then_resubmit_uncertain(sandbox, ledger_path):
     assert sandbox.duplicate_creates() == {}
     uncertain = r.summary["counts"]["uncertain"]
     assert uncertain > 0
-    # Rerun: nothing new is created unless asked.
+    # Rerun: nothing new is created unless asked. (Creates the client gave up on may still be
+    # sleeping in the server's slow fault: let them land before counting.)
+    time.sleep(1.2)
     before = sandbox.create_count()
     f.clear()
     again = _run(sandbox, ledger_path, df, timeout=5.0)

@@ -43,5 +43,5 @@ def test_failed_job_by_event_and_lost_webhooks_fall_back_to_polling(sandbox, cli
     assert list(r.results["outcome"]) == ["failed", "completed"]
     # Webhooks to a dead URL never arrive: the poll fallback still finishes every job.
     r2 = run_batch(texts(5), "moderation", client=client, ledger=ledger_path, poll_interval=0.3, events=store,
-                   webhook_url="http://127.0.0.1:9/nothing-listens", **MOD)
+                   webhook_url="http://127.0.0.1:9/nothing-listens", event_fallback_interval=0.3, **MOD)
     assert set(r2.results["outcome"]) == {"completed"}
