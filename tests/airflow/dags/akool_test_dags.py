@@ -1,0 +1,52 @@
+"""DAGs for the provider tests only (a second DAG bundle; never deployed)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG
+
+from akool_flows.airflow.operators import AkoolTalkingPhotoOperator, AkoolTtsOperator
+from akool_flows.airflow.sensors import AkoolJobSensor
+
+PHOTO = "https://example.com/portrait.jpg"
+AUDIO = "https://example.com/voice.mp3"
+
+# Killed by Airflow (execution_timeout) while waiting in the worker, after the job id was
+# recorded: the retry must reattach to the job, not create a second one.
+with DAG(dag_id="akool_test_killed_while_waiting", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    AkoolTalkingPhotoOperator(
+        task_id="animate", talking_photo_url=PHOTO, audio_url=AUDIO, deferrable=False, poll_interval=0.2,
+        execution_timeout=timedelta(seconds=1.5), retries=4, retry_delay=timedelta(seconds=0.5))
+
+# Killed while the create call is in flight (the sandbox delays it): the intent is recorded,
+# the id never is. The retry must refuse to pay again.
+with DAG(dag_id="akool_test_killed_during_create", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    AkoolTtsOperator(
+        task_id="speak", input_text="Hello there", voice_id="LcfcDJNUP1GQjkzn1xUU", deferrable=False,
+        poll_interval=0.2, execution_timeout=timedelta(seconds=1), retries=1, retry_delay=timedelta(seconds=0.5))
+
+# The same, but the task consents to paying again.
+with DAG(dag_id="akool_test_killed_during_create_resubmit", schedule=None, start_date=datetime(2026, 1, 1),
+         catchup=False):
+    AkoolTtsOperator(
+        task_id="speak", input_text="Hello there", voice_id="LcfcDJNUP1GQjkzn1xUU", deferrable=False,
+        poll_interval=0.2, execution_timeout=timedelta(seconds=1), retries=1, retry_delay=timedelta(seconds=0.5),
+        resubmit_uncertain=True)
+
+# Submit without waiting; a deferrable sensor waits; a failing job fails with Akool's reason.
+with DAG(dag_id="akool_test_submit_then_sense", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    submit = AkoolTalkingPhotoOperator(task_id="submit", talking_photo_url=PHOTO, audio_url=AUDIO,
+                                       wait_for_completion=False)
+    AkoolJobSensor(task_id="sense", kind="talking_photo", job_id=submit.output["job_id"], deferrable=True,
+                   poke_interval=0.2, timeout=60)
+
+with DAG(dag_id="akool_test_job_fails", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    AkoolTalkingPhotoOperator(task_id="animate", talking_photo_url="https://example.com/sandbox-fail.jpg",
+                              audio_url=AUDIO, deferrable=True, poll_interval=0.2)
+
+# Completes from Akool's callback through the plugin's receiver: the poll interval is far
+# longer than the job, and the timeout fails the task if the webhook never arrives.
+with DAG(dag_id="akool_test_webhook", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    AkoolTalkingPhotoOperator(task_id="animate", talking_photo_url=PHOTO, audio_url=AUDIO, deferrable=True,
+                              poll_interval=30, timeout=timedelta(seconds=25))

@@ -1,0 +1,245 @@
+"""Operators, sensor and plugin behaviour against the sandbox (direct execute and dag.test)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import socket
+import threading
+import time
+
+import pytest
+from conftest import conn_json, load_dag, task_states, xcom
+
+
+def _execute(op, context=None):
+    return op.execute(context or {})
+
+
+# --- the generated operators ---------------------------------------------------------------------
+
+def test_one_importable_operator_per_registry_kind():
+    import akool_flows.airflow as provider
+    import akool_flows.airflow.operators as ops
+    from akool_flows.api.kinds import KINDS
+
+    assert set(ops.OPERATORS) == set(KINDS)
+    for kind_name, cls in ops.OPERATORS.items():
+        assert getattr(ops, cls.__name__) is cls and getattr(provider, cls.__name__) is cls
+        assert cls.__module__ == "akool_flows.airflow.operators" and cls.__doc__.startswith(KINDS[kind_name].title)
+        params = inspect.signature(cls.__init__).parameters
+        fields = KINDS[kind_name].request_model.model_fields
+        assert set(cls.template_fields) == set(fields)
+        for name, info in fields.items():
+            assert params[name].kind is inspect.Parameter.KEYWORD_ONLY
+            derived = name == "targetImage" and "modifyImage" in fields
+            assert (params[name].default is inspect.Parameter.empty) == (info.is_required() and not derived), name
+
+
+def test_unknown_argument_fails_at_parse_time_naming_the_fields():
+    from akool_flows.airflow.operators import AkoolModerationOperator
+    from akool_flows.api.errors import ValidationError
+
+    with pytest.raises(ValidationError, match=r"unknown argument\(s\) langauge; the request fields are: .*language"):
+        AkoolModerationOperator(task_id="m", content="hi", type=4, langauge="en")
+    with pytest.raises(TypeError, match="missing keyword argument 'content'"):
+        AkoolModerationOperator(task_id="m", type=4)
+
+
+def test_invalid_fields_fail_before_any_request(airflow):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from akool_flows.airflow.operators import AkoolModerationOperator
+
+    sb = airflow
+    op = AkoolModerationOperator(task_id="m", content="not a url", type=1)
+    with pytest.raises(AirflowFailException, match=r"content must be an http\(s\) URL when type=1"):
+        _execute(op)
+    assert sb.stats()["requests"] == 0  # not even a token exchange
+
+
+def test_worker_wait_returns_a_small_json_result(airflow):
+    from akool_flows.airflow.operators import AkoolModerationOperator
+
+    sb = airflow
+    op = AkoolModerationOperator(task_id="m", content="I will kill you", type=4, language="en",
+                                 deferrable=False, poll_interval=0.1)
+    result = _execute(op)
+    assert result["state"] == "completed" and result["conclusion"] == "Non-Compliant"
+    assert result["credits"] == 0.1 and "violence" in result["detail"]
+    assert set(result) >= {"job_id", "kind", "state", "result_url", "result_urls", "conclusion", "credits",
+                           "error_code", "error_message"}
+    assert len(json.dumps(result)) < 2000
+    assert sb.client_secret not in json.dumps(result)
+
+
+def test_failed_job_fails_the_task_with_akools_code_and_message(airflow):
+    from akool_flows.airflow.operators import AkoolJobFailedException, AkoolLipsyncOperator
+
+    op = AkoolLipsyncOperator(task_id="l", video_url="https://example.com/sandbox-fail.mp4",
+                              audio_url="https://example.com/a.mp3", deferrable=False, poll_interval=0.1)
+    with pytest.raises(AkoolJobFailedException) as err:
+        _execute(op)
+    assert err.value.code is not None and err.value.akool_message
+    assert f"[{err.value.code}]" in str(err.value) and err.value.job_id in str(err.value)
+
+
+def test_faceswap_with_plain_urls_fills_landmarks_through_face_detect(airflow):
+    from akool_flows.airflow.operators import AkoolFaceswapImageOperator
+
+    sb = airflow
+    op = AkoolFaceswapImageOperator(task_id="f", sourceImage=["https://example.com/new-face.jpg"],
+                                    modifyImage="https://example.com/group-photo.jpg", deferrable=False,
+                                    poll_interval=0.1)
+    result = _execute(op)
+    assert result["state"] == "completed" and result["result_url"]
+    assert sb.stats()["requests_by_path"]["/detect"] == 2  # the source face, then the photo's faces
+    assert sb.create_count("faceswap_image") == 1
+
+
+def test_video_faceswap_without_target_faces_says_what_to_give(airflow):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from akool_flows.airflow.operators import AkoolFaceswapVideoOperator, AkoolJobOperator
+
+    sb = airflow
+    with pytest.raises(TypeError, match="missing keyword argument 'targetImage'"):
+        AkoolFaceswapVideoOperator(task_id="f", sourceImage=["https://example.com/face.jpg"],
+                                   modifyVideo="https://example.com/clip.mp4")
+    op = AkoolJobOperator(task_id="f", kind="faceswap_video", fields={
+        "sourceImage": ["https://example.com/face.jpg"], "modifyVideo": "https://example.com/clip.mp4"})
+    with pytest.raises(AirflowFailException, match="targetImage is required for videos"):
+        _execute(op)
+    assert sb.stats()["requests"] == 0
+
+
+def test_on_kill_cancels_a_faceswap_job(airflow):
+    from akool_flows.airflow.operators import AkoolFaceswapImageOperator
+
+    sb = airflow
+    sb.configure(job_seconds=30)
+    op = AkoolFaceswapImageOperator(task_id="f", sourceImage=["https://example.com/a.jpg"],
+                                    modifyImage="https://example.com/b.jpg", deferrable=False, poll_interval=0.1)
+    worker = threading.Thread(target=lambda: pytest.raises(Exception, _execute, op), daemon=True)
+    try:
+        worker.start()
+        deadline = time.monotonic() + 10
+        while sb.create_count("faceswap_image") == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        while op._job is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        op.on_kill()
+        (job,) = sb.jobs("faceswap_image")
+        assert job["ended_by"] == "cancel"
+    finally:
+        sb.configure(job_seconds=0.4)
+        worker.join(15)
+
+
+def test_generic_operator_and_submit_then_sense(airflow):
+    from akool_flows.airflow.operators import AkoolJobOperator
+
+    op = AkoolJobOperator(task_id="g", kind="tts", fields={"input_text": "Hi there", "voice_id": "LcfcDJNUP1GQjkzn1xUU"},
+                          deferrable=False, poll_interval=0.1)
+    assert _execute(op)["result_url"].endswith(".mp3")
+
+    run = load_dag("akool_test_submit_then_sense").test()
+    assert str(run.state) == "success", task_states(run)
+    assert xcom(run, "submit")["state"] == "queued"
+    sensed = xcom(run, "sense")
+    assert sensed["state"] == "completed" and sensed["job_id"] == xcom(run, "submit")["job_id"]
+
+
+def test_deferred_job_failure_reports_akools_reason(airflow, capfd):
+    run = load_dag("akool_test_job_fails").test()
+    assert str(run.state) == "failed"
+    out = capfd.readouterr()
+    text = out.out + out.err
+    assert "AkoolJobFailedException" in text and "failed: [" in text
+
+
+# --- webhooks through the plugin mounted like the API server mounts it -----------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def api_server(airflow, tmp_path, monkeypatch):
+    """Airflow's plugin mounting (init_plugins) in a FastAPI app, served by uvicorn on a socket."""
+    import uvicorn
+    from airflow.api_fastapi.app import init_plugins
+    from fastapi import FastAPI
+
+    from akool_flows.airflow.plugin import AkoolPlugin
+
+    sb = airflow
+    token = "tok_" + "x" * 36
+    port = _free_port()
+    store_url = f"sqlite:///{tmp_path / 'akool-webhooks.sqlite'}"
+    monkeypatch.setenv("AIRFLOW__AKOOL__WEBHOOK_PATH_TOKEN", token)
+    monkeypatch.setenv("AIRFLOW_CONN_AKOOL_DEFAULT", conn_json(
+        sb, webhook_url=f"http://127.0.0.1:{port}/akool/webhook/{token}", webhook_store_url=store_url))
+    receiver = AkoolPlugin.fastapi_apps[0]["app"]
+    receiver._app, receiver._error = None, None
+    app = FastAPI()
+    init_plugins(app)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield sb, f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(5)
+    receiver._app = None
+
+
+def test_deferred_task_completes_from_the_webhook_received_by_the_plugin(api_server):
+    import httpx
+
+    sb, base = api_server
+    assert httpx.get(f"{base}/akool/healthz").json() == {"status": "ok"}
+    started = time.monotonic()
+    run = load_dag("akool_test_webhook").test()
+    assert str(run.state) == "success", task_states(run)
+    result = xcom(run, "animate")
+    assert result["state"] == "completed" and result["result_url"]
+    final = [d for d in sb.webhook_deliveries() if d["_id"] == result["job_id"] and d["status"] == 3]
+    assert final and final[0]["delivered"] and final[0]["http_status"] == 200, sb.webhook_deliveries()
+    # The trigger polled once on arrival (job still running) and never again: the callback finished it.
+    assert sum(n for p, n in sb.stats()["polls_by_path"].items() if "infobymodelid" in p) <= 2
+    # poll_interval is 30 s (webhook fallback 150 s): only the callback can finish this quickly.
+    assert time.monotonic() - started < 20
+    # A forged body is rejected by the receiver mounted in the "API server".
+    forged = httpx.post(f"{base}/akool/webhook/tok_{'x' * 36}", json={"signature": "0" * 40, "dataEncrypt": "AAAA",
+                                                                     "timestamp": 1, "nonce": "1"})
+    assert forged.status_code == 400
+
+
+def test_receiver_answers_503_until_configured(airflow, monkeypatch):
+    import httpx
+    from airflow.api_fastapi.app import init_plugins
+    from fastapi import FastAPI
+
+    from akool_flows.airflow.plugin import AkoolPlugin
+
+    monkeypatch.setenv("AIRFLOW_CONN_AKOOL_DEFAULT", json.dumps(
+        {"conn_type": "akool", "host": airflow.base_url, "extra": {"token": "only-a-token-123"}}))
+    receiver = AkoolPlugin.fastapi_apps[0]["app"]
+    receiver._app, receiver._error = None, None
+    app = FastAPI()
+    init_plugins(app)
+    import asyncio
+
+    async def call():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://airflow") as c:
+            return await c.post("/akool/webhook", json={})
+
+    answer = asyncio.run(call())
+    assert answer.status_code == 503
+    assert "Client Secret" in answer.json()["detail"] and "only-a-token" not in answer.text
+    receiver._app, receiver._error = None, None

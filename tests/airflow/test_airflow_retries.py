@@ -1,0 +1,75 @@
+"""A task killed after submission and retried never creates a second paid job."""
+
+from __future__ import annotations
+
+import time
+
+from conftest import load_dag, task_states, xcom
+
+
+def _state_record(run, task_id: str):
+    from airflow.models.task_state_store import TaskStateStoreModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+    import json
+
+    with create_session() as session:
+        value = session.execute(select(TaskStateStoreModel.value).where(
+            TaskStateStoreModel.dag_id == run.dag_id, TaskStateStoreModel.run_id == run.run_id,
+            TaskStateStoreModel.task_id == task_id, TaskStateStoreModel.key == "akool_job")).scalar_one_or_none()
+    return json.loads(value) if value else None
+
+
+def _try_number(run, task_id: str) -> int:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        (ti,) = [t for t in run.get_task_instances(session=session) if t.task_id == task_id]
+        return ti.try_number
+
+
+def test_killed_while_waiting_then_retried_reattaches_without_a_second_create(airflow):
+    sb = airflow
+    sb.configure(job_seconds=4.0)  # longer than execution_timeout: the first try is killed mid-wait
+    try:
+        run = load_dag("akool_test_killed_while_waiting").test()
+    finally:
+        sb.configure(job_seconds=0.4)
+    assert str(run.state) == "success", task_states(run)
+    assert _try_number(run, "animate") >= 2  # really killed and retried
+    assert sb.create_count("talking_photo") == 1
+    assert sb.duplicate_creates() == {}
+    record = _state_record(run, "animate")
+    result = xcom(run, "animate")
+    assert record["phase"] == "submitted" and record["job_id"] == result["job_id"] and record["try_number"] == 1
+    assert result["state"] == "completed"
+
+
+def test_killed_during_create_the_retry_refuses_to_pay_again(airflow, capfd):
+    sb = airflow
+    sb.faults.slow(3.0, next=1, path_prefix="/api/open/v3/audio/create")
+    run = load_dag("akool_test_killed_during_create").test()
+    assert str(run.state) == "failed"
+    assert _try_number(run, "speak") == 2
+    deadline = time.monotonic() + 10
+    while sb.create_count("tts") < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the delayed create lands after the kill
+    time.sleep(0.5)
+    assert sb.create_count("tts") == 1  # the first try's create happened; the retry did not create again
+    record = _state_record(run, "speak")
+    assert record["phase"] == "intent" and record["job_id"] is None
+    out = capfd.readouterr()
+    assert "resubmit_uncertain=True" in out.out + out.err
+    assert "may have been charged" in out.out + out.err
+
+
+def test_killed_during_create_with_consent_the_retry_pays_again(airflow):
+    sb = airflow
+    sb.faults.slow(3.0, next=1, path_prefix="/api/open/v3/audio/create")
+    run = load_dag("akool_test_killed_during_create_resubmit").test()
+    assert str(run.state) == "success", task_states(run)
+    deadline = time.monotonic() + 10
+    while sb.create_count("tts") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sb.create_count("tts") == 2
+    assert _state_record(run, "speak")["phase"] == "submitted"
