@@ -1,0 +1,63 @@
+"""`AkoolBatchOperator` outside a DAG run: shards, reruns that pay nothing, input errors."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+
+def _csv(tmp_path, n: int = 6):
+    path = tmp_path / "comments.csv"
+    texts = ["Great service, thanks!", "You are an idiot", "Fast delivery", "I will hurt you",
+             "Lovely colours", "Average product"]
+    pd.DataFrame({"id": [f"r{i}" for i in range(n)], "text": texts[:n]}).to_csv(path, index=False)
+    return path
+
+
+def _op(path, **kw):
+    from akool_flows.airflow.batch import AkoolBatchOperator
+
+    return AkoolBatchOperator(task_id="b", kind="moderation", input_path=str(path), columns={"content": "text"},
+                              defaults={"type": 4}, poll_interval=0.1, deferrable=False, **kw)
+
+
+def test_shards_split_the_rows_and_a_rerun_pays_nothing(airflow, tmp_path):
+    sb = airflow
+    path = _csv(tmp_path)
+    summaries = [_op(path, shard_index=i, shard_count=2).execute({}) for i in range(2)]
+    assert [s["rows"] for s in summaries] == [3, 3]
+    assert sb.create_count("moderation") == 6
+    shard0 = pd.read_csv(summaries[0]["results_path"], dtype=str)
+    assert list(shard0["id"]) == ["r0", "r2", "r4"] and summaries[0]["results_path"].endswith(
+        "comments.shard-0-of-2.akool-results.csv")
+    again = _op(path, shard_index=1, shard_count=2).execute({})  # a retry, or the same file again
+    assert again["counts"] == summaries[1]["counts"] and sb.create_count("moderation") == 6
+    assert again["credits"] == summaries[1]["credits"]
+
+
+def test_budget_stop_fails_the_task_and_keeps_the_results(airflow, tmp_path):
+    from airflow.sdk.exceptions import AirflowException
+
+    sb = airflow
+    path = _csv(tmp_path)
+    with pytest.raises(AirflowException, match=r"cancelled .*resumes from the ledger"):
+        _op(path, budget_credits=0.25, output_dir=str(tmp_path / "out")).execute({})
+    assert sb.create_count("moderation") == 2  # 0.1 credit each: the third would pass 0.25
+    results = pd.read_csv(tmp_path / "out" / "comments.akool-results.csv", dtype=str)
+    assert (results["outcome"] == "cancelled").sum() == 4
+
+
+def test_missing_input_and_unknown_columns_are_clear_errors(airflow, tmp_path):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="does not exist"):
+        _op(tmp_path / "nope.csv").execute({})
+    path = _csv(tmp_path)
+    from akool_flows.airflow.batch import AkoolBatchOperator
+
+    op = AkoolBatchOperator(task_id="b", kind="moderation", input_path=str(path), columns={"content": "body"},
+                            defaults={"type": 4}, deferrable=False)
+    with pytest.raises(AirflowFailException, match="body"):
+        op.execute({})
+    with pytest.raises(AirflowFailException, match="output_dir is required"):
+        AkoolBatchOperator(task_id="b", kind="moderation", input_path="https://example.com/in.csv").paths()
