@@ -46,7 +46,6 @@ from akool_flows.api.errors import (
     NotFoundError,
     PermissionDeniedError,
     QuotaError,
-    ValidationError,
     create_may_have_happened,
 )
 from akool_flows.api.jobs import JobStatus
@@ -258,10 +257,11 @@ class _Run:
         est = self._est(i)
         if row.state in ("completed", "failed"):
             data = row.result_data
-            self.final[i] = JobStatus(job_id=row.job_id or "", kind=self.kind.name,
-                                      state=row.state, status_code=row.status_code or (3 if row.state == "completed" else 4),
-                                      result_urls=tuple(data.get("result_urls") or ()), conclusion=data.get("conclusion"),
-                                      detail=data.get("detail"), credits=row.credits, duration=data.get("duration"),
+            code = row.status_code or (3 if row.state == "completed" else 4)
+            self.final[i] = JobStatus(job_id=row.job_id or "", kind=self.kind.name, state=row.state, status_code=code,
+                                      result_urls=tuple(data.get("result_urls") or ()),
+                                      conclusion=data.get("conclusion"), detail=data.get("detail"),
+                                      credits=row.credits, duration=data.get("duration"),
                                       error_code=row.error_code, error_message=row.error_message)
             self.finished_at[i] = row.finished_at
             if row.error_message:

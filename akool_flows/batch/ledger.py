@@ -323,7 +323,8 @@ class Ledger:
         self._exec("UPDATE jobs SET state=?, job_id=?, task_id=?, attempts=?, attempt_at=?, submitted_at=?, "
                    "finished_at=?, status_code=?, credits=?, error_code=?, error_message=?, result=?, "
                    "artifacts=?, note=? WHERE batch_id=? AND row_key=?",
-                   ("uncertain" if source.state == "intent" else source.state, source.job_id, source.task_id, source.attempts, source.attempt_at,
+                   ("uncertain" if source.state == "intent" else source.state, source.job_id, source.task_id,
+                    source.attempts, source.attempt_at,
                     source.submitted_at, source.finished_at, source.status_code, source.credits,
                     source.error_code, source.error_message, source.result, source.artifacts,
                     f"same request as batch {source_batch}", batch_id, row_key))
