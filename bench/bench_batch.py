@@ -170,10 +170,95 @@ async def timed_run(sb: SandboxProcess, df: pd.DataFrame, kind: str, concurrency
         raise RuntimeError(f"{kind}: only {done}/{len(df)} completed: {result.summary['counts']}")
     if stats["duplicate_creates"]:
         raise RuntimeError("duplicate creates in a benchmark run")
-    return {"rows": len(df), "wall_s": wall, "rows_per_s": len(df) / wall, "engine_cpu_s": cpu,
-            "cpu_us_per_job": 1e6 * cpu / len(df), "api_calls": result.summary["api_calls"],
-            "calls_per_job": result.summary["api_calls"] / done, "server_creates": stats["creates"],
-            "server_polls": stats["polls"]}
+    out = {"rows": len(df), "wall_s": wall, "rows_per_s": len(df) / wall, "engine_cpu_s": cpu,
+           "cpu_us_per_job": 1e6 * cpu / len(df), "api_calls": result.summary["api_calls"],
+           "calls_per_job": result.summary["api_calls"] / done, "server_creates": stats["creates"],
+           "server_polls": stats["polls"], "webhooks_delivered": stats.get("webhooks_delivered")}
+    if kw.get("events") is not None and hasattr(kw["events"], "url"):
+        out.update(webhook_lags(result.results, kw["events"], sb.job_seconds))
+    return out
+
+
+def webhook_lags(results: pd.DataFrame, store: Any, job_seconds: float) -> dict[str, float]:
+    """Where the time goes with webhooks: job done -> event stored (sandbox + receiver), and
+    event stored -> row finished (this engine)."""
+    import datetime as dt
+    import sqlite3
+
+    db = store.url.removeprefix("sqlite:///")
+    con = sqlite3.connect(db)
+    try:
+        received = dict(con.execute("SELECT job_id, MIN(received_at) FROM akool_webhook_events "
+                                    "WHERE status IN (3, 4) GROUP BY job_id").fetchall())
+    finally:
+        con.close()
+
+    def ts(text: str) -> float:
+        return dt.datetime.fromisoformat(text).timestamp()
+
+    delivery, engine = [], []
+    for job_id, submitted, finished in zip(results["job_id"], results["submitted_at"], results["finished_at"]):
+        if job_id in received:
+            delivery.append(received[job_id] - (ts(submitted) + job_seconds))
+            engine.append(ts(finished) - received[job_id])
+    series_d, series_e = pd.Series(delivery), pd.Series(engine)
+    return {"event_delivery_lag_median_s": float(series_d.median()), "event_delivery_lag_p90_s":
+            float(series_d.quantile(0.9)), "engine_lag_after_event_median_s": float(series_e.median()),
+            "engine_lag_after_event_p90_s": float(series_e.quantile(0.9))}
+
+
+class OracleEvents:
+    """A stand-in event store that knows when each job finishes (its registration time + the job
+    duration): webhook delivery at zero cost, to measure the engine's part of webhook mode alone."""
+
+    def __init__(self, job_seconds: float) -> None:
+        self.job_seconds = job_seconds
+        self.born: dict[str, float] = {}
+
+    def register_submitted_many(self, ids: list[str], kind: str | None = None) -> int:
+        now = time.time()
+        for job_id in ids:
+            self.born.setdefault(job_id, now)
+        return len(ids)
+
+    def latest_many(self, ids: list[str], terminal_only: bool = False) -> dict[str, Any]:
+        from akool_flows.webhook import WebhookEvent
+
+        now = time.time()
+        out = {}
+        for job_id in ids:
+            born = self.born.get(job_id)
+            if born is not None and now - born >= self.job_seconds:
+                out[job_id] = WebhookEvent(job_id=job_id, status=3, type="talking photo",
+                                           url=f"https://example.com/{job_id}.mp4")
+        return out
+
+
+async def receiver_rate(sb: SandboxProcess, events: int, concurrency: int = 64) -> dict[str, Any]:
+    """The webhook receiver alone: signed, encrypted completion events POSTed as fast as it takes them."""
+    import aiohttp
+
+    from akool_flows.webhook import build_webhook_body
+
+    cid, secret = sb.env["AKOOL_CLIENT_ID"], sb.env["AKOOL_CLIENT_SECRET"]
+    ids = [f"{i:024x}" for i in range(events)]
+    bodies = [build_webhook_body({"_id": j, "status": 3, "type": "talking photo", "url": "http://x/y.mp4"}, cid,
+                                 secret) for j in ids]
+    with receiver(sb) as (store, url):
+        store.register_submitted_many(ids, kind="talking_photo")
+        sem = asyncio.Semaphore(concurrency)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+            async def post(body: dict[str, Any]) -> int:
+                async with sem, session.post(url, json=body) as resp:
+                    await resp.read()
+                    return resp.status
+
+            t0 = time.perf_counter()
+            codes = await asyncio.gather(*(post(b) for b in bodies))
+            wall = time.perf_counter() - t0
+    if set(codes) != {200}:
+        raise RuntimeError(f"receiver answered {sorted(set(codes))}")
+    return {"events": events, "wall_s": wall, "events_per_s": events / wall}
 
 
 def naive_loop(sb: SandboxProcess, rows: int, poll_interval: float) -> dict[str, Any]:
@@ -330,7 +415,25 @@ def main(argv: list[str] | None = None) -> int:
                 out[f"webhooks_{kind}"] = r
                 extra = " (+1 status call each: moderation webhooks carry no verdict)" if kind == "moderation" else ""
                 print(f"webhooks ({kind}): {r['wall_s']:.2f} s, {r['rows_per_s']:.0f} rows/s, {r['vs_ideal']:.2f}x "
-                      f"ideal, {r['calls_per_job']:.2f} calls/job{extra}", flush=True)
+                      f"ideal, {r['calls_per_job']:.2f} calls/job{extra}\n"
+                      "  job done -> event stored (sandbox + receiver): median "
+                      f"{r['event_delivery_lag_median_s']:.2f} s"
+                      f", p90 {r['event_delivery_lag_p90_s']:.2f} s; event stored -> row finished (engine): median "
+                      f"{r['engine_lag_after_event_median_s']:.2f} s, p90 {r['engine_lag_after_event_p90_s']:.2f} s; "
+                      f"{r['webhooks_delivered']} webhooks delivered", flush=True)
+            sb.reset()
+            rows = pd.DataFrame({"talking_photo_url": [f"https://example.com/o{i}.jpg" for i in range(n)],
+                                 "audio_url": "https://example.com/a.mp3"})
+            r = asyncio.run(timed_run(sb, rows, "talking_photo", c, poll_interval=10.0, events=OracleEvents(dur)))
+            r["vs_ideal"] = r["wall_s"] / ideal_webhook
+            out["webhooks_free_delivery"] = r
+            print(f"webhooks with free delivery (an oracle store, no receiver): {r['wall_s']:.2f} s, "
+                  f"{r['rows_per_s']:.0f} rows/s, {r['vs_ideal']:.2f}x ideal, {r['calls_per_job']:.2f} calls/job",
+                  flush=True)
+            rr = asyncio.run(receiver_rate(sb, n))
+            out["receiver_alone"] = rr
+            print(f"  the receiver alone (`akool-flows webhook serve`): {rr['events']} events in "
+                  f"{rr['wall_s']:.2f} s = {rr['events_per_s']:.0f} events/s", flush=True)
         if "naive" in only:
             sb.reset()
             r = naive_loop(sb, args.naive_rows, poll_interval=1.0)
