@@ -19,6 +19,7 @@ import math
 import signal
 import sys
 import threading
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -318,21 +319,39 @@ def _graceful_interrupt(cancel: threading.Event) -> Iterator[None]:
 
 # --- output ----------------------------------------------------------------------------------------
 
+def _cells(text: str) -> int:
+    """Terminal columns `text` takes: East Asian wide and full-width characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
 def _clip(value: Any, width: int) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     text = " ".join(str(value).split())
-    return text if len(text) <= width else text[:width - 1] + "…"
+    if _cells(text) <= width:
+        return text
+    out, used = [], 0
+    for ch in text:
+        w = _cells(ch)
+        if used + w > width - 1:
+            break
+        out.append(ch)
+        used += w
+    return "".join(out) + "…"
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - _cells(text))
 
 
 def format_table(headers: list[str], rows: list[list[Any]], widths: list[int] | None = None) -> str:
-    """A plain fixed-width table (no dependency, readable in any log)."""
+    """A plain fixed-width table (no dependency, readable in any log; wide characters aligned)."""
     widths = widths or [40] * len(headers)
     cells = [[_clip(v, w) for v, w in zip(r, widths)] for r in rows]
-    cols = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(c) for h, c in zip(headers, cols))
+    cols = [max([_cells(h)] + [_cells(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    line = "  ".join(_pad(h, c) for h, c in zip(headers, cols)).rstrip()
     rule = "  ".join("-" * c for c in cols)
-    body = ["  ".join(v.ljust(c) for v, c in zip(r, cols)) for r in cells]
+    body = ["  ".join(_pad(v, c) for v, c in zip(r, cols)).rstrip() for r in cells]
     return "\n".join([line, rule, *body])
 
 
@@ -377,6 +396,9 @@ def _print_summary(result: Any, out: Any) -> None:
             ("completed", "failed", "rejected", "uncertain", "timed_out", "cancelled") if counts.get(name, 0)]
     print("", file=out)
     print(format_table(["outcome", "rows"], rows, [12, 10]), file=out)
+    if s["kind"] == "moderation" and counts.get("completed"):
+        verdicts = result.results.loc[result.results["outcome"] == "completed", "conclusion"].value_counts()
+        print("Verdicts: " + ", ".join(f"{name} {n}" for name, n in verdicts.items()), file=out)
     est = s["estimate"]
     print(f"\nCost: {s['credits']:,.2f} credits (~{s['usd']:,.2f} USD at {s['usd_per_credit']} USD/credit); "
           f"{s['credits_reported']:,.2f} reported by Akool; estimated before the run: "
