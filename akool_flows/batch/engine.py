@@ -66,6 +66,7 @@ DEFAULT_LEDGER = "akool-ledger.sqlite"
 #: Engine-level re-submissions of a row whose create was refused with "try again later" after
 #: the client's own retries (each of those already backed off up to 5 times).
 _MAX_REFUSALS = 3
+_REFUSAL_BACKOFF = 2.0  # seconds, doubled per refusal (after the client's own backoff)
 #: Status polls answering "not found" before a job is declared failed.
 _MAX_MISSES = 3
 _TICK = 0.05
@@ -493,17 +494,21 @@ class _Run:
     def _take_submission(self) -> int | None:
         if self.stopped_by is not None:
             return None
-        if self.retry_heap and self.retry_heap[0][0] <= time.monotonic():
-            i = heapq.heappop(self.retry_heap)[1]
+        retry = bool(self.retry_heap) and self.retry_heap[0][0] <= time.monotonic()
+        if retry:
+            i = self.retry_heap[0][1]
         elif self.queue:
             i = self.queue[0]
-            if self.cap is not None and self.committed + self._est(i) > self.cap + 1e-9:
-                self._stop("budget", f"the next row would take spending past the budget "
-                                     f"({self.committed:,.2f} + {self._est(i):,.2f} > {self.cap:,.2f} credits)")
-                return None
-            self.queue.popleft()
         else:
             return None
+        if self.cap is not None and self.committed + self._est(i) > self.cap + 1e-9:
+            self._stop("budget", f"the next row would take spending past the budget "
+                                 f"({self.committed:,.2f} + {self._est(i):,.2f} > {self.cap:,.2f} credits)")
+            return None
+        if retry:
+            heapq.heappop(self.retry_heap)
+        else:
+            self.queue.popleft()
         self.committed += self._est(i)
         return i
 
@@ -620,7 +625,7 @@ class _Run:
             n = self.refusals.get(i, 0) + 1
             self.refusals[i] = n
             if n < _MAX_REFUSALS and self.stopped_by is None:
-                heapq.heappush(self.retry_heap, (time.monotonic() + min(30.0, 2.0 * 2**n), i))
+                heapq.heappush(self.retry_heap, (time.monotonic() + min(30.0, _REFUSAL_BACKOFF * 2**n), i))
                 self.ledger.mark_pending(self.batch_id, key, code, message)
                 self.error[i] = (code, f"not created yet: {message}")
                 return

@@ -281,3 +281,31 @@ def test_ledger_records_intent_before_the_call(sandbox, ledger_path):
     r = asyncio.run(go())
     assert states == ["intent"]
     assert r.summary["counts"]["completed"] == 1
+
+
+def test_parquet_results_path_keeps_a_partial_csv_until_the_end(sandbox, client, ledger_path, tmp_path):
+    out = tmp_path / "r.parquet"
+    r = run_batch(texts(5), "moderation", client=client, ledger=ledger_path, poll_interval=0.1, results_path=out,
+                  **MOD)
+    back = pd.read_parquet(out)
+    assert len(back) == 5 and set(back["outcome"]) == {"completed"}
+    assert not (tmp_path / "r.parquet.partial.csv").exists()
+    assert r.summary["results_path"] == str(out)
+
+
+def test_refused_creates_are_retried_later_then_left_pending(sandbox, ledger_path, monkeypatch):
+    """1005 beyond the client's own retries: the engine tries again later, never counts it as created."""
+    monkeypatch.setattr("akool_flows.batch.engine._REFUSAL_BACKOFF", 0.02)
+    sandbox.faults.rate_limit(next=40, path_prefix="/api/open/v3/content/analysis/sentiment")
+    from akool_flows.api import RetryPolicy
+
+    c = make_client(sandbox, sync=True, retry=RetryPolicy(max_attempts=1))
+    r = run_batch(texts(3), "moderation", client=c, ledger=ledger_path, poll_interval=0.1, concurrency=1, **MOD)
+    counts = r.summary["counts"]
+    assert counts["failed"] + counts["completed"] == 3 and sandbox.duplicate_creates() == {}
+    refused = r.results[r.results["outcome"] == "failed"]
+    assert refused["error_message"].str.contains("try again later").all()
+    assert refused["job_id"].isna().all()
+    sandbox.faults.clear()
+    r2 = run_batch(texts(3), "moderation", client=c, ledger=ledger_path, poll_interval=0.1, **MOD)
+    assert r2.summary["counts"]["completed"] == 3 and sandbox.create_count() == 3
