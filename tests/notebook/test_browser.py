@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -133,33 +134,28 @@ def test_moderation_notebook_in_jupyterlab(jupyterlab: tuple[str, str, Path]) ->
             page.wait_for_function("!document.querySelector('.jp-OutputArea-output button.akool-run').disabled")
 
             run.click()
-            status = app.locator(".akool-status")
-            page.wait_for_function(
-                "document.querySelector('.akool-moderation-app .akool-status').innerText.startsWith('Finished')",
-                timeout=60_000)
-            assert "21 completed, 1 failed, 2 rejected" in status.inner_text()
-
+            expect = sync_api.expect
+            expect(app.locator(".akool-status")).to_contain_text("Finished: 21 completed, 1 failed, 2 rejected",
+                                                                 timeout=60_000)
             rows = app.locator(".akool-results-table tbody tr")
-            assert rows.count() == 24
-            assert app.locator(".akool-results-table .akool-conclusion-non-compliant").count() == 5
-            first = rows.nth(2).inner_text()
-            assert "Non-Compliant" in first and "worthless" in first
-            bar = app.locator(".akool-progress .progress-bar")
-            assert "width: 100%" in (bar.get_attribute("style") or "")
-            assert app.locator("svg.akool-chart").count() == 2
+            expect(rows).to_have_count(24)
+            expect(app.locator(".akool-results-table .akool-conclusion-non-compliant")).to_have_count(5)
+            expect(rows.nth(2)).to_contain_text("Non-Compliant")
+            expect(rows.nth(2)).to_contain_text("worthless")
+            expect(app.locator(".akool-progress .progress-bar")).to_have_attribute("style", re.compile(r"width: 100%"))
+            expect(app.locator("svg.akool-chart")).to_have_count(2)
 
             page.locator(".jp-OutputArea-output button.akool-export").click()
-            page.wait_for_function(
-                "document.querySelector('.akool-moderation-app .akool-export-status').innerText.includes('Wrote 24')",
-                timeout=30_000)
+            expect(app.locator(".akool-export-status")).to_contain_text("Wrote 24 rows", timeout=30_000)
             assert (root / "moderation-results.csv").exists()
 
             app.scroll_into_view_if_needed()
             app.screenshot(path=str(SHOTS / "moderation-app.png"))
             page.screenshot(path=str(SHOTS / "moderation-notebook.png"), full_page=True)
-        except Exception:
+        except Exception as exc:
             # What the page looked like when it went wrong, next to the test's other screenshots.
             page.screenshot(path=str(SHOTS / "failure.png"), full_page=True)
+            (SHOTS / "failure.txt").write_text(f"{type(exc).__name__}: {exc}\n")
             raise
         finally:
             browser.close()
