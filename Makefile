@@ -30,6 +30,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
 
+# Local Airflow 3 + the Akool sandbox + example DAGs: http://127.0.0.1:8080 (Ctrl-C stops it).
+airflow: $(STAMP)
+	bash scripts/airflow-dev.sh
+
 bench: $(STAMP)
 	$(PY) bench/run_all.py
 

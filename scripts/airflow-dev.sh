@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# `make airflow`: a local Airflow 3 (the parts of `airflow standalone`: API server + UI,
+# scheduler with the LocalExecutor, DAG processor, triggerer) with the Akool sandbox behind
+# the `akool_default` connection, the example DAGs from dags/, and the webhook receiver
+# mounted at /akool. The parts run without their log servers (`--skip-serve-logs`): those
+# bind every interface, and the API server reads the task logs from $AIRFLOW_HOME/logs.
+#
+#   UI:       http://127.0.0.1:${AIRFLOW_PORT:-8080}   (local only; every user is admin)
+#   Sandbox:  http://127.0.0.1:${AKOOL_SANDBOX_PORT:-8765} (jobs finish ~8 s after creation)
+#   State:    $AIRFLOW_HOME (default ./airflow-home): metadata DB, logs, ledgers, sample data
+#
+# Everything binds to 127.0.0.1. Ctrl-C stops Airflow and the sandbox.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$REPO/.venv}"
+PY="$VENV/bin/python"
+export PATH="$VENV/bin:$PATH"
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$REPO/airflow-home}"
+PORT="${AIRFLOW_PORT:-8080}"
+SANDBOX_PORT="${AKOOL_SANDBOX_PORT:-8765}"
+mkdir -p "$AIRFLOW_HOME"
+chmod 700 "$AIRFLOW_HOME"
+
+# Sandbox credentials and the webhook path token: generated once, kept 0600 in AIRFLOW_HOME,
+# so the connection and the sandbox agree across restarts. They open nothing but the sandbox.
+SECRETS="$AIRFLOW_HOME/akool-dev.env"
+if [[ ! -f "$SECRETS" ]]; then
+  (umask 077 && "$PY" - > "$SECRETS" <<'EOF'
+import secrets
+print(f"AKOOL_SANDBOX_CLIENT_ID={secrets.token_hex(12)}")
+print(f"AKOOL_SANDBOX_CLIENT_SECRET={secrets.token_urlsafe(18)[:24]}")
+print(f"AKOOL_SANDBOX_TOKEN={secrets.token_urlsafe(32)}")
+print(f"AKOOL_SANDBOX_API_KEY={secrets.token_urlsafe(32)}")
+print(f"AIRFLOW__AKOOL__WEBHOOK_PATH_TOKEN={secrets.token_urlsafe(32)}")
+EOF
+  )
+fi
+set -a
+# shellcheck disable=SC1090
+. "$SECRETS"
+set +a
+
+export AIRFLOW__CORE__DAGS_FOLDER="$REPO/dags"
+export AIRFLOW__CORE__PLUGINS_FOLDER="$REPO/plugins"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+export AIRFLOW__CORE__EXECUTOR=LocalExecutor
+export AIRFLOW__CORE__AUTH_MANAGER=airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
+export AIRFLOW__CORE__TEST_CONNECTION=Enabled
+# Unpaused on arrival: akool_bulk_moderation picks up dropped files every 15 minutes and
+# akool_moderation_results_ready runs on its asset events without a click.
+export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True
+export AIRFLOW__API__HOST=127.0.0.1
+export AIRFLOW__API__PORT="$PORT"
+export AIRFLOW__API__BASE_URL="http://127.0.0.1:$PORT"
+export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$PORT/execution/"
+export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30
+export AIRFLOW__AKOOL__WEBHOOK_STORE_URL="sqlite:///$AIRFLOW_HOME/akool-webhooks.sqlite"
+export AKOOL_EXAMPLE_POLL_SECONDS="${AKOOL_EXAMPLE_POLL_SECONDS:-3}"
+export AKOOL_EXAMPLE_DATA_DIR="$AIRFLOW_HOME/akool-data"
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+echo "[akool] starting the sandbox on 127.0.0.1:$SANDBOX_PORT (log: $AIRFLOW_HOME/sandbox.log)"
+akool-flows sandbox --host 127.0.0.1 --port "$SANDBOX_PORT" --job-seconds "${AKOOL_SANDBOX_JOB_SECONDS:-8}" \
+  > "$AIRFLOW_HOME/sandbox.log" 2>&1 &
+pids+=("$!")
+for _ in $(seq 1 100); do
+  if "$PY" -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1', $SANDBOX_PORT)))"; then
+    break
+  fi
+  sleep 0.1
+done
+
+echo "[akool] metadata DB and the akool_default connection"
+airflow db migrate > "$AIRFLOW_HOME/db-migrate.log" 2>&1
+CONN_FILE="$AIRFLOW_HOME/akool-connections.json"
+(umask 077 && "$PY" - "$CONN_FILE" <<EOF
+import json, os, sys
+conn = {"conn_type": "akool", "description": "The local Akool sandbox (make airflow)",
+        "host": "http://127.0.0.1:$SANDBOX_PORT",
+        "login": os.environ["AKOOL_SANDBOX_CLIENT_ID"], "password": os.environ["AKOOL_SANDBOX_CLIENT_SECRET"],
+        "extra": json.dumps({"detect_url": "http://127.0.0.1:$SANDBOX_PORT/detect",
+                             "webhook_url": "http://127.0.0.1:$PORT/akool/webhook/"
+                                            + os.environ["AIRFLOW__AKOOL__WEBHOOK_PATH_TOKEN"],
+                             "webhook_store_url": os.environ["AIRFLOW__AKOOL__WEBHOOK_STORE_URL"]})}
+json.dump({"akool_default": conn}, open(sys.argv[1], "w"))
+EOF
+)
+airflow connections import --overwrite "$CONN_FILE" > /dev/null
+
+# A sample file for akool_bulk_moderation: it is picked up on the DAG's next run.
+INCOMING="$AKOOL_EXAMPLE_DATA_DIR/moderation/incoming"
+mkdir -p "$INCOMING"
+if [[ -f "$REPO/notebooks/data/comments.csv" && ! -e "$INCOMING/comments.csv" ]]; then
+  "$PY" - "$REPO/notebooks/data/comments.csv" "$INCOMING/comments.csv" <<'EOF'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1], newline="")))
+with open(sys.argv[2], "w", newline="") as out:
+    w = csv.DictWriter(out, fieldnames=["id", "text", "channel"])
+    w.writeheader()
+    for r in rows:
+        w.writerow({"id": r["comment_id"], "text": r["comment"], "channel": r.get("channel", "")})
+EOF
+fi
+
+cat <<EOF
+[akool] Airflow UI: http://127.0.0.1:$PORT  (DAGs tagged "akool"; unpause one and trigger it)
+[akool] Drop CSVs with a "text" column into $INCOMING for akool_bulk_moderation.
+[akool] Webhooks: the sandbox calls http://127.0.0.1:$PORT/akool/webhook/<token>; deferred tasks finish from them.
+EOF
+cd "$AIRFLOW_HOME"  # not the repo: its *.egg-info would make Airflow see the provider twice
+run() {  # run one Airflow part, its output prefixed with its name
+  local name="$1"; shift
+  airflow "$@" > >(sed -u "s/^/$name | /") 2>&1 &
+  pids+=("$!")
+}
+run api-server api-server
+run scheduler scheduler --skip-serve-logs
+run dag-processor dag-processor
+run triggerer triggerer --skip-serve-logs
+# Stop everything as soon as one part exits.
+wait -n
+echo "[akool] an Airflow part exited; stopping" >&2
