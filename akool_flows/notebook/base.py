@@ -186,11 +186,20 @@ class BatchAppBase:
         nothing can run (the reason is shown in the app)."""
         if self.running:
             return self.run_handle
-        plan = self.estimate()
-        if plan is None:
+        # Plan again from the form as it is now (a click may come before a pending estimate).
+        if self._limit():
+            run_plan, run_input = (self._plan_with_input(self._rows_to_run()) if self.estimate() is not None
+                                   else (None, None))
+        else:
+            try:
+                run_plan, run_input = self._plan_with_input(self.df)
+                self.plan, self._plan_error = run_plan, None
+            except Exception as exc:  # noqa: BLE001 - shown, not raised
+                run_plan, run_input, self.plan, self._plan_error = None, None, None, str(exc)
+            self._show_estimate()
+        if run_plan is None:
             self._set_status(f"Cannot run: {self._plan_error}", "error")
             return None
-        run_plan, run_input = self._plan_with_input(self._rows_to_run())
         batch_id = self._explicit_batch_id or str(run_plan.batch_id)
         self._run_batch_id = batch_id
         self._generation += 1
@@ -198,7 +207,7 @@ class BatchAppBase:
         self.result = None
         self.progress = None
         self._partial = self._pending_frame(run_plan, run_input)
-        self._render_results(force=True)
+        self._render_results()
         self._summary_html.value = ""
         self._chart_html.value = ""
         self.run_handle = BackgroundRun(lambda cancel: self._run(run_plan, batch_id, cancel),
@@ -504,7 +513,7 @@ class BatchAppBase:
         self._partial = None if run.result is not None else self._partial
         self._set_running(False)
         self._render_progress(final=True)
-        self._render_results(force=True)
+        self._render_results()
         if run.state == "failed":
             msg = f"{type(run.error).__name__}: {run.error}"
             self._set_status(f"Run failed: {msg}", "error")
@@ -536,6 +545,7 @@ class BatchAppBase:
             self._header.add_class("akool-sandbox")
         form = self._build_form()
         self._limit_input = w.BoundedIntText(value=0, min=0, max=max(len(self.df), 1), description="Rows",
+                                             continuous_update=False,
                                              tooltip="Run only the first N rows (0 = all)",
                                              layout=w.Layout(width="180px"))
         self._limit_input.add_class("akool-limit")
@@ -559,7 +569,7 @@ class BatchAppBase:
         self._filter = w.Dropdown(options=list(self._filters()), value="all rows", description="Show",
                                   layout=w.Layout(width="240px"))
         self._filter.add_class("akool-filter")
-        self._filter.observe(lambda _c: self._render_results(force=True), names="value")
+        self._filter.observe(lambda _c: self._render_results(), names="value")
         self._results_html = w.HTML(render.results_table_html(pd.DataFrame(), []))
         self._results_html.add_class("akool-results")
         self._summary_html = w.HTML()
@@ -709,7 +719,7 @@ class BatchAppBase:
             bits.append(f"{elapsed:,.1f} s")
         self._progress_text.value = " · ".join(bits)
 
-    def _render_results(self, force: bool = False) -> None:
+    def _render_results(self) -> None:
         df = self.results
         if not df.empty:
             mask = self._filters()[self._filter.value](df)

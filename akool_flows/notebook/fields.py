@@ -89,14 +89,15 @@ def _value_widget(spec: FieldSpec) -> w.Widget:
     if spec.widget == "bool":
         return w.Checkbox(value=bool(spec.default), indent=False)
     if spec.widget == "int":
-        return w.IntText(value=int(spec.default or 0), layout=layout)
+        return w.IntText(value=int(spec.default or 0), layout=layout, continuous_update=False)
     if spec.widget == "float":
-        return w.FloatText(value=float(spec.default or 0.0), layout=layout)
+        return w.FloatText(value=float(spec.default or 0.0), layout=layout, continuous_update=False)
+    # Text inputs report on Enter / blur, not per keystroke: each change re-validates every row.
     if spec.widget == "json":
-        return w.Textarea(value="" if spec.default is None else json.dumps(spec.default),
+        return w.Textarea(value="" if spec.default is None else json.dumps(spec.default), continuous_update=False,
                           placeholder="JSON, e.g. [{...}]", layout=w.Layout(width="360px", height="52px"))
     return w.Text(value="" if spec.default is None else str(spec.default), placeholder=spec.description,
-                  layout=layout)
+                  layout=layout, continuous_update=False)
 
 
 class FieldInput:

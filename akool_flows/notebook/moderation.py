@@ -79,10 +79,12 @@ class ModerationApp(BatchAppBase):
                                          description="Content column", style=style)
         self.content_type = w.Dropdown(options=_TYPE_OPTIONS, value=init["content_type"], description="Content type",
                                        style=style)
+        # continuous_update=False: re-validating a large table on every keystroke would lag typing.
         self.language = w.Combobox(value=init["language"], options=_LANGUAGES, ensure_option=False,
+                                   continuous_update=False,
                                    placeholder="ISO-639-1, e.g. en (blank: let Jarvis guess)",
                                    description="Language", style=style)
-        self.rules = w.Textarea(value=init["rules"], placeholder="Optional: your own rules in words, e.g. "
+        self.rules = w.Textarea(value=init["rules"], continuous_update=False, placeholder="Optional: your own rules in words, e.g. "
                                 "'flag any mention of competitors'", description="Custom rules", style=style,
                                 layout=w.Layout(width="520px", height="56px"))
         numeric = [(str(c), c) for c in self.df.columns if pd.api.types.is_numeric_dtype(self.df[c])]
