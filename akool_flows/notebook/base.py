@@ -66,7 +66,8 @@ class BatchAppBase:
       temp folder). ``batch_id`` — the ledger's name for the batch (default: from the rows).
     * ``concurrency``, ``poll_interval`` (default 0.5 s on a sandbox, else 5 s), ``job_timeout``,
       ``budget_credits``, ``usd_per_credit``, ``download_dir``, ``webhook_url``, ``events`` —
-      passed to the batch engine (see `akool_flows.batch.run_batch`).
+      passed to the batch engine (see `akool_flows.batch.run_batch`); ``cost_table``
+      (``{kind: credits per job}``) prices kinds the docs publish no price for.
     * ``background`` — ``"auto"`` (a task on the kernel's loop; a thread when none runs),
       ``"loop"`` or ``"thread"``. ``max_rows_shown`` — rows drawn in the results table.
     """
@@ -79,6 +80,7 @@ class BatchAppBase:
                  ledger: str | Path | None = None, batch_id: str | None = None, concurrency: int = 16,
                  poll_interval: float | None = None, job_timeout: float | None = None,
                  budget_credits: float | None = None, usd_per_credit: float = 0.04,
+                 cost_table: Mapping[str, float] | None = None,
                  download_dir: str | None = None, webhook_url: str | None = None, events: Any = None,
                  background: str = "auto", max_rows_shown: int = 200) -> None:
         if not isinstance(df, pd.DataFrame):
@@ -102,6 +104,7 @@ class BatchAppBase:
         self.job_timeout = job_timeout
         self.budget_credits = budget_credits
         self.usd_per_credit = usd_per_credit
+        self.cost_table = dict(cost_table or {})
         self.download_dir = download_dir
         self.webhook_url = webhook_url
         self.events = events
@@ -317,6 +320,7 @@ class BatchAppBase:
         options = self._plan_options()
         table = self._plan_input(df)
         plan = _batch().plan_batch(table, self.kind, usd_per_credit=self.usd_per_credit,
+                                   cost_table=self.cost_table,
                                    ledger=self.ledger if Path(str(self.ledger)).exists() else None, **options)
         return plan, table
 

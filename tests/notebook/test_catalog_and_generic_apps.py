@@ -108,3 +108,11 @@ def test_generic_form_rejects_unknown_fields(sandbox) -> None:
         BatchApp(df, "tts", columns={"input_text": "b"}, env=sandbox.env())
     with pytest.raises(Exception, match="unknown job kind 'nope'"):
         BatchApp(df, "nope", env=sandbox.env())
+
+
+def test_cost_table_prices_kinds_without_a_published_price(catalog, sandbox, tmp_path) -> None:
+    app = CatalogTranslationApp(catalog, targets=["fr"], env=sandbox.env(), ledger=tmp_path / "l.sqlite")
+    assert app.plan.estimate.unknown_rows == 5 and "unknown price" in app._estimate_html.value
+    priced = CatalogTranslationApp(catalog, targets=["fr"], env=sandbox.env(), ledger=tmp_path / "l.sqlite",
+                                   cost_table={"video_translation": 12.0})
+    assert priced.plan.estimate.total_credits == 60.0 and priced.plan.estimate.unknown_rows == 0
