@@ -274,8 +274,12 @@ def _execute(args: argparse.Namespace, kind: str, df: Any, *, columns: Any = Non
         _print_results(result, args, out)
         _print_summary(result, out)
         if cancel.is_set():
-            print("Interrupted: rerun the same command to resume (finished rows are kept, running jobs are "
-                  "collected, nothing is paid twice).", file=out)
+            if args.sandbox:
+                print("Interrupted. (The embedded sandbox stops with this command, so a rerun starts a new "
+                      "sandbox batch; against the real API a rerun resumes this one.)", file=out)
+            else:
+                print("Interrupted: rerun the same command to resume (finished rows are kept, running jobs are "
+                      "collected, nothing is paid twice).", file=out)
             return EXIT_INTERRUPTED
         return result.exit_status
 
