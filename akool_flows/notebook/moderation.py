@@ -84,12 +84,12 @@ class ModerationApp(BatchAppBase):
                                    continuous_update=False,
                                    placeholder="ISO-639-1, e.g. en (blank: let Jarvis guess)",
                                    description="Language", style=style)
-        self.rules = w.Textarea(value=init["rules"], continuous_update=False, placeholder="Optional: your own rules in words, e.g. "
-                                "'flag any mention of competitors'", description="Custom rules", style=style,
-                                layout=w.Layout(width="520px", height="56px"))
+        self.rules = w.Textarea(value=init["rules"], continuous_update=False,
+                                placeholder="Optional: your own rules in words, e.g. 'flag any mention of competitors'",
+                                description="Custom rules", style=style, layout=w.Layout(width="520px", height="56px"))
         numeric = [(str(c), c) for c in self.df.columns if pd.api.types.is_numeric_dtype(self.df[c])]
-        self.duration_column = w.Dropdown(options=[(_NO_DURATION, _NO_DURATION), *numeric], value=init["duration_column"],
-                                          description="Seconds column", style=style,
+        self.duration_column = w.Dropdown(options=[(_NO_DURATION, _NO_DURATION), *numeric],
+                                          value=init["duration_column"], description="Seconds column", style=style,
                                           tooltip="Media length in seconds: audio/video are priced per minute")
         for widget, css in ((self.content_column, "akool-content-column"), (self.content_type, "akool-content-type"),
                             (self.language, "akool-language"), (self.rules, "akool-rules"),
