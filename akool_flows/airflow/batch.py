@@ -55,6 +55,8 @@ __all__ = ["AkoolBatchOperator", "BatchPaths"]
 _SUBMIT_ONLY_TIMEOUT = 1e-3
 #: Outcomes that fail the task by default: they need a retry (which resumes) or a decision.
 DEFAULT_FAIL_ON = ("uncertain", "timed_out", "cancelled")
+#: task_state_store key: the batch this task instance submitted.
+_BATCH_KEY = "akool_batch"
 _OUTCOMES = ("completed", "failed", "rejected", "cancelled", "uncertain", "timed_out")
 _REMOTE_PREFIXES = ("http://", "https://", "s3://", "gs://", "gcs://", "abfs://", "az://", "hf://")
 
@@ -266,6 +268,10 @@ class AkoolBatchOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         plan = self.plan()
+        store = context.get("task_state_store")
+        if store is not None:
+            # What execute_complete must find again after the deferral (see there).
+            store.set(_BATCH_KEY, {"batch_id": plan.batch_id, "rows": len(plan)})
         summary = plan.summary()
         self.log.info("batch plan: %s rows, %s valid, %s rejected; %s", len(plan), plan.valid_count,
                       plan.rejected_count, summary.get("estimate_text"))
@@ -299,6 +305,15 @@ class AkoolBatchOperator(BaseOperator):
             raise AirflowException(f"waiting for the {self.kind} batch failed: {event.get('message')}. The ledger "
                                    "keeps every job id; a retry resumes without paying again.")
         plan = self.plan()
+        store = context.get("task_state_store")
+        recorded = store.get(_BATCH_KEY) if store is not None else None
+        if isinstance(recorded, dict) and recorded.get("batch_id") != plan.batch_id:
+            # The input was replaced while its jobs ran: collecting would start another batch.
+            raise AirflowFailException(
+                f"{self.input_path} changed while its batch was running (submitted {recorded.get('rows')} rows as "
+                f"batch {recorded.get('batch_id')}, the file now plans {len(plan)} rows as {plan.batch_id}). The "
+                f"ledger {self.paths().ledger} keeps every submitted job; restore the file and clear the task to "
+                "collect them, or clear it as is to run the new file (identical rows are not paid again).")
         # Everything the trigger saw finish is collected by one poll; a job still running after
         # a trigger timeout is reported timed_out (fail_on decides) and a retry collects it.
         grace = None if status in ("success", "failed") else max(5.0, self.poll_interval)

@@ -41,7 +41,9 @@ __all__ = ["AkoolHook", "client_kwargs_from_connection"]
 #: Extra keys the hook understands; anything else in ``extra`` is refused with this list.
 EXTRA_KEYS = ("token", "api_key", "detect_url", "webhook_url", "webhook_store_url", "max_requests_per_second",
               "timeout")
-_SECRET_EXTRAS = ("token", "api_key")
+# Masked in logs: credentials, the receiver URL (its path token is the secret) and the store
+# URL (it may carry a database password).
+_SECRET_EXTRAS = ("token", "api_key", "webhook_url", "webhook_store_url")
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 

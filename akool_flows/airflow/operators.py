@@ -304,9 +304,7 @@ class AkoolJobOperator(BaseOperator):
             if exc.retryable:
                 raise
             raise AirflowFailException(f"Akool refused the {kind.name} job: {exc}") from None
-        except BaseException:
-            # A kill or a bug after sending: the job may exist; the intent stays recorded.
-            raise
+        # Anything else (a kill, a bug) propagates with the intent still recorded: the job may exist.
         guard.record_submitted(kind.name, fingerprint, job.job_id, job.task_id)
         self.log.info("submitted %s job %s", kind.name, job.job_id)
         return job

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 
@@ -61,3 +63,57 @@ def test_missing_input_and_unknown_columns_are_clear_errors(airflow, tmp_path):
         op.execute({})
     with pytest.raises(AirflowFailException, match="output_dir is required"):
         AkoolBatchOperator(task_id="b", kind="moderation", input_path="https://example.com/in.csv").paths()
+
+
+class _StateStore(dict):
+    """The task_state_store accessor's interface, in memory."""
+
+    def get(self, key, default=None):
+        return super().get(key, default)
+
+    def set(self, key, value, **_):
+        self[key] = value
+
+    def delete(self, key):
+        self.pop(key, None)
+
+
+def test_deferred_batch_collects_after_the_trigger_and_refuses_a_swapped_input(airflow, tmp_path):
+    from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
+
+    from akool_flows.airflow.batch import AkoolBatchOperator
+
+    sb = airflow
+    path = _csv(tmp_path)
+    op = AkoolBatchOperator(task_id="b", kind="moderation", input_path=str(path), columns={"content": "text"},
+                            defaults={"type": 4}, poll_interval=0.1, deferrable=True)
+    store = _StateStore()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({"task_state_store": store})
+    trigger = deferred.value.trigger
+    assert trigger.kind == "moderation" and len(trigger.job_ids) == 6 and not trigger.include_jobs
+    assert sb.create_count("moderation") == 6
+
+    _csv(tmp_path, n=5)  # the file is replaced while the jobs run
+    with pytest.raises(AirflowFailException, match="changed while its batch was running"):
+        op.execute_complete({"task_state_store": store}, {"status": "success"})
+
+    _csv(tmp_path, n=6)  # restored: collection works and pays nothing more
+    summary = op.execute_complete({"task_state_store": store}, {"status": "success"})
+    assert summary["counts"]["completed"] == 6 and sb.create_count("moderation") == 6
+
+
+def test_sensor_pokes_until_the_job_is_done(airflow):
+    from akool_flows.airflow.sensors import AkoolJobSensor
+    from akool_flows.api import AkoolClient
+
+    sb = airflow
+    with AkoolClient.from_env(sb.env("client")) as client:
+        job = client.submit("tts", input_text="Hello", voice_id="LcfcDJNUP1GQjkzn1xUU")
+    sensor = AkoolJobSensor(task_id="s", kind="tts", job_id=job.job_id, deferrable=False, poke_interval=0.1)
+    first = sensor.poke({})
+    assert not first.is_done
+    deadline = time.monotonic() + 10
+    while not (done := sensor.poke({})).is_done and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert done.xcom_value["state"] == "completed" and done.xcom_value["result_url"].endswith(".mp3")
