@@ -210,10 +210,10 @@ async def test_short_client_id_nul_padded_round_trip(store):
 async def test_database_failure_answers_503_so_akool_retries(client, app, store, monkeypatch, caplog):
     import sqlalchemy.exc
 
-    def broken(event):
+    def broken(candidates, **kwargs):
         raise sqlalchemy.exc.OperationalError("INSERT ...", {"event_json": "plaintext-xyz"}, Exception("disk I/O"))
 
-    monkeypatch.setattr(store, "add", broken)
+    monkeypatch.setattr(store, "ingest_many", broken)
     resp = await client.post("/webhook", json=body_for())
     assert resp.status_code == 503 and app.state.stats["store_error"] == 1
     assert "OperationalError" in caplog.text and "plaintext-xyz" not in caplog.text

@@ -209,3 +209,14 @@ def test_concurrent_registration_of_the_same_ids_counts_each_once(store):
     for t in threads:
         t.join()
     assert sum(counts) == 300 and all(store.is_submitted(i) for i in ids[:5])
+
+
+def test_ingest_many_groups_lookups_and_commit(store):
+    store.register_submitted_many(["a", "b"])
+    store.add(ev("a", 2, "s0"))
+    results = store.ingest_many([[ev("a", 2, "s0")], [ev("a", 3, "s1")], [ev("a", 3, "s1")],
+                                 [ev("zz", 3, "s2"), ev("b", 3, "s3")], [ev("nope", 3, "s4")]])
+    assert [(e.job_id if e else None, new) for e, new in results] == [
+        ("a", False), ("a", True), ("a", False), ("b", True), (None, False)]
+    assert store.latest("a").status == 3 and store.latest("b").status == 3
+    assert len(store.events("a")) == 2
