@@ -31,7 +31,7 @@ from akool_flows.api.errors import (
     JobTimeoutError,
     ValidationError,
 )
-from akool_flows.api.jobs import STATES, Job, JobStatus
+from akool_flows.api.jobs import Job, JobStatus
 from akool_flows.api.kinds import get_kind
 from akool_flows.api.transport import (
     AiohttpSender,
@@ -101,6 +101,11 @@ class Credentials:
     @property
     def client_secret(self) -> str | None:
         return self._client_secret
+
+    @property
+    def token(self) -> str | None:
+        """The bearer token in use (given, or obtained through getToken)."""
+        return self._token
 
     def headers(self) -> dict[str, str]:
         if self.api_key:
@@ -239,6 +244,23 @@ class _BaseClient(_Operations):
         kwargs.update(overrides)
         return cls(**kwargs)
 
+    def settings(self) -> dict[str, Any]:
+        """Constructor arguments for another client on the same account and settings.
+
+        Holds the credentials: hand it to a client constructor, never to a log."""
+        c = self.credentials
+        return {"base_url": self.base_url, "detect_url": self.detect_url, "token": c.token,
+                "api_key": c.api_key, "client_id": c.client_id, "client_secret": c.client_secret,
+                "timeout": self.timeout, "retry": self.retry,
+                "max_requests_per_second": self.max_requests_per_second,
+                "headers": {k: v for k, v in self._extra_headers.items() if k != "User-Agent"},
+                "event_store": self.event_store}
+
+    @classmethod
+    def from_client(cls, other: _BaseClient, **overrides: Any):
+        """A client of this class (sync or async) on `other`'s account and settings."""
+        return cls(**{**other.settings(), **overrides})
+
     def _url(self, call: Call) -> str:
         return self.detect_url if call.host == "detect" else f"{self.base_url}{call.path}"
 
@@ -268,21 +290,9 @@ class _BaseClient(_Operations):
         return f"{type(self).__name__}(base_url={self.base_url!r}, auth={self.credentials.mode!r})"
 
 
+# Kept for callers written before JobStatus.from_event existed.
 def _status_from_event(kind: str, event: Any) -> JobStatus | None:
-    """A terminal JobStatus from a webhook event (duck-typed: job_id, status, url, raw)."""
-    code = getattr(event, "status", None)
-    if code not in (3, 4):
-        return None
-    raw = dict(getattr(event, "raw", {}) or {})
-    k = get_kind(kind)
-    # Read what the event carries through the registry, then make sure status/url stick.
-    base = JobStatus.from_payload(k, {**raw, k.status_fields[0]: code}, getattr(event, "job_id", None))
-    url = getattr(event, "url", None)
-    urls = base.result_urls or ((url,) if url else ())
-    return JobStatus(job_id=base.job_id, kind=base.kind, state=STATES[code], status_code=code, result_urls=urls,
-                     conclusion=base.conclusion, detail=base.detail, credits=base.credits, duration=base.duration,
-                     error_code=base.error_code or getattr(event, "error_code", None),
-                     error_message=base.error_message or getattr(event, "error_message", None), raw=raw)
+    return JobStatus.from_event(kind, event)
 
 
 def _chunks(ids: list[str], size: int) -> Iterable[list[str]]:

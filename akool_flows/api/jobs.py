@@ -111,6 +111,24 @@ class JobStatus:
             raw=payload,
         )
 
+    @classmethod
+    def from_event(cls, kind: str | JobKind, event: Any) -> JobStatus | None:
+        """A terminal status from a webhook event (`job_id`, `status`, `url`, `raw`, error fields),
+        or None when the event is missing or not terminal."""
+        code = getattr(event, "status", None)
+        if code not in (3, 4):
+            return None
+        raw = dict(getattr(event, "raw", {}) or {})
+        k = get_kind(kind)
+        # Read what the event carries through the registry, then make sure status/url stick.
+        base = cls.from_payload(k, {**raw, k.status_fields[0]: code}, getattr(event, "job_id", None))
+        url = getattr(event, "url", None)
+        return cls(job_id=base.job_id, kind=base.kind, state=STATES[code], status_code=code,
+                   result_urls=base.result_urls or ((url,) if url else ()), conclusion=base.conclusion,
+                   detail=base.detail, credits=base.credits, duration=base.duration,
+                   error_code=base.error_code or getattr(event, "error_code", None),
+                   error_message=base.error_message or getattr(event, "error_message", None), raw=raw)
+
     def to_dict(self) -> dict[str, Any]:
         """A small JSON-able summary (XCom, results rows); without the raw payload."""
         return {"job_id": self.job_id, "kind": self.kind, "state": self.state, "status_code": self.status_code,

@@ -39,7 +39,7 @@ from typing import Any
 
 import pandas as pd
 
-from akool_flows.api.client import DEFAULT_BASE_URL, AkoolClient, AsyncAkoolClient, _status_from_event
+from akool_flows.api.client import DEFAULT_BASE_URL, AkoolClient, AsyncAkoolClient
 from akool_flows.api.errors import (
     AkoolError,
     AuthenticationError,
@@ -122,13 +122,7 @@ def _async_client(client: Any, concurrency: int) -> tuple[AsyncAkoolClient, bool
         return client, False
     if isinstance(client, AkoolClient):
         # Same account and settings, async transport: the engine's hot loop is async.
-        cred = client.credentials
-        twin = AsyncAkoolClient(base_url=client.base_url, detect_url=client.detect_url,
-                                token=getattr(cred, "_token", None), api_key=cred.api_key, client_id=cred.client_id,
-                                client_secret=cred.client_secret, timeout=client.timeout, retry=client.retry,
-                                headers=dict(getattr(client, "_extra_headers", {}) or {}),
-                                event_store=client.event_store, max_connections=connections)
-        return twin, True
+        return AsyncAkoolClient.from_client(client, max_connections=connections), True
     raise BatchInputError(f"client must be an AkoolClient or AsyncAkoolClient, got {type(client).__name__}",
                           field="client")
 
@@ -735,7 +729,7 @@ class _Run:
             rec = self.inflight.get(job_id)
             if rec is None or rec.done:
                 continue
-            st = _status_from_event(self.kind.name, event)
+            st = JobStatus.from_event(self.kind.name, event)
             if st is None:
                 continue
             if st.ok and self._event_incomplete(st):

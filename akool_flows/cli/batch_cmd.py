@@ -222,9 +222,7 @@ def _environment(args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
 def _sync_client_for_languages(args: argparse.Namespace, client: Any) -> Any:
     from akool_flows.api import AkoolClient
 
-    cred = client.credentials
-    return AkoolClient(base_url=client.base_url, token=getattr(cred, "_token", None), api_key=cred.api_key,
-                       client_id=cred.client_id, client_secret=cred.client_secret)
+    return AkoolClient.from_client(client)
 
 
 def _execute(args: argparse.Namespace, kind: str, df: Any, *, columns: Any = None,
