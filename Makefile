@@ -34,8 +34,11 @@ test-fast: $(STAMP)
 airflow: $(STAMP)
 	bash scripts/airflow-dev.sh
 
+# Benchmarks print their figures; bench/README.md records them with the commands.
 bench: $(STAMP)
-	$(PY) bench/run_all.py
+	$(PY) bench/bench_transport.py
+	$(PY) bench/bench_sandbox.py
+	$(PY) bench/bench_batch.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
