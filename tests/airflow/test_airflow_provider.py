@@ -45,9 +45,10 @@ def test_airflow_providers_list_shows_the_provider_and_its_hook(airflow_db):
 
 def test_connection_type_and_form_are_registered(airflow_db):
     from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
-    pm = ProvidersManager()
-    hook = pm.hooks["akool"]
+    pm = ProvidersManager()  # the API server's view: the connection form
+    hook = ProvidersManagerTaskRuntime().hooks["akool"]  # the task runtime's view: the hook class
     assert hook.hook_class_name == "akool_flows.airflow.hooks.AkoolHook"
     assert hook.connection_id_attribute_name == "akool_conn_id"
     widgets = pm.connection_form_widgets
