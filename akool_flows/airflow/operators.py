@@ -326,14 +326,12 @@ class AkoolJobOperator(BaseOperator):
         )
 
     def _wait_in_worker(self, client: Any, job: Job, store: Any) -> JobStatus:
-        from akool_flows.api.client import _status_from_event
-
         deadline = time.monotonic() + self.timeout if self.timeout else None
         errors = 0
         last: JobStatus | None = None
         while True:
             if store is not None:
-                st = _status_from_event(self.kind, store.latest(job.job_id))
+                st = JobStatus.from_event(self.kind, store.latest(job.job_id))
                 if st is not None:
                     return st
             try:

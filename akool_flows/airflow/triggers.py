@@ -278,10 +278,8 @@ class AkoolJobTrigger(BaseTrigger):
 
     def _take_events(self, store: Any, events: dict[str, Any], pending: list[str],
                      finished: dict[str, JobStatus]) -> None:
-        from akool_flows.api.client import _status_from_event
-
         for job_id, event in events.items():
-            st = _status_from_event(self.kind, event)
+            st = JobStatus.from_event(self.kind, event)
             if st is not None and job_id in pending:
                 finished[job_id] = st
                 pending.remove(job_id)
