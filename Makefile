@@ -13,8 +13,12 @@ $(PY):
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv
 
 # Reinstall whenever the project's dependencies change.
+# The editable install leaves akool_flows.egg-info in the checkout; with the checkout on
+# sys.path (python -m ...) entry points would then register twice (Airflow: "Plugin 'akool'
+# already registered"). The installed metadata lives in site-packages, so drop the copy.
 $(STAMP): pyproject.toml | $(PY)
 	$(UV) pip install --quiet --python $(PY) -e '.[test]'
+	rm -rf akool_flows.egg-info
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -290,11 +290,6 @@ class _BaseClient(_Operations):
         return f"{type(self).__name__}(base_url={self.base_url!r}, auth={self.credentials.mode!r})"
 
 
-# Kept for callers written before JobStatus.from_event existed.
-def _status_from_event(kind: str, event: Any) -> JobStatus | None:
-    return JobStatus.from_event(kind, event)
-
-
 def _chunks(ids: list[str], size: int) -> Iterable[list[str]]:
     for i in range(0, len(ids), size):
         yield ids[i:i + size]
@@ -410,7 +405,7 @@ class AsyncAkoolClient(_BaseClient):
             step = poll_interval if remaining is None else min(poll_interval, remaining)
             if events is not None:
                 event = await events.wait_for(job_id, timeout=step)
-                st = _status_from_event(kind, event) if event is not None else None
+                st = JobStatus.from_event(kind, event) if event is not None else None
                 if st is not None:
                     return _raise_if_failed(st, raise_on_failure)
             last = await self.status(kind, job_id)
@@ -509,7 +504,7 @@ class AkoolClient(_BaseClient):
         last: JobStatus | None = None
         while True:
             if events is not None:
-                st = _status_from_event(kind, events.latest(job_id))
+                st = JobStatus.from_event(kind, events.latest(job_id))
                 if st is not None:
                     return _raise_if_failed(st, raise_on_failure)
             last = self.status(kind, job_id)
