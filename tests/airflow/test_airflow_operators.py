@@ -167,9 +167,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def api_server(airflow, tmp_path, monkeypatch):
+def api_server(airflow, tmp_path, monkeypatch, serve_asgi):
     """Airflow's plugin mounting (init_plugins) in a FastAPI app, served by uvicorn on a socket."""
-    import uvicorn
     from airflow.api_fastapi.app import init_plugins
     from fastapi import FastAPI
 
@@ -186,15 +185,7 @@ def api_server(airflow, tmp_path, monkeypatch):
     receiver._app, receiver._error = None, None
     app = FastAPI()
     init_plugins(app)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield sb, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(5)
+    yield sb, serve_asgi(app, port)
     receiver._app = None
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pandas as pd
@@ -55,22 +53,11 @@ MOD = {"columns": {"content": "text"}, "defaults": {"type": 4, "language": "en"}
 
 
 @pytest.fixture
-def receiver(sandbox, tmp_path):
+def receiver(sandbox, tmp_path, serve_asgi):
     """The webhook receiver (uvicorn on a socket) with its event store."""
-    uvicorn = pytest.importorskip("uvicorn")
     from akool_flows.webhook import WebhookEventStore, create_webhook_app
 
     store = WebhookEventStore(f"sqlite:///{tmp_path / 'events.sqlite'}", poll_interval=0.05)
     app = create_webhook_app(store, sandbox.client_id, sandbox.client_secret, path_token="t" * 40)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    yield store, f"http://127.0.0.1:{port}/webhook/{'t' * 40}"
-    server.should_exit = True
-    thread.join(5)
+    yield store, f"{serve_asgi(app)}/webhook/{'t' * 40}"
     store.close()

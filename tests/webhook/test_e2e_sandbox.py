@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 
 import pytest
-
-uvicorn = pytest.importorskip("uvicorn")
 
 from akool_flows.api import AkoolClient, AsyncAkoolClient  # noqa: E402
 from akool_flows.sandbox import Sandbox, SandboxConfig  # noqa: E402
@@ -29,22 +26,11 @@ def sandbox():
 
 
 @pytest.fixture
-def receiver(sandbox, tmp_path):
+def receiver(sandbox, tmp_path, serve_asgi):
     """The real receiver (uvicorn on a socket), sharing the sandbox's client credentials."""
     store = WebhookEventStore(f"sqlite:///{tmp_path / 'events.sqlite'}", poll_interval=0.05)
     app = create_webhook_app(store, sandbox.client_id, sandbox.client_secret, path_token="t" * 40)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    yield store, f"http://127.0.0.1:{port}/webhook/{'t' * 40}"
-    server.should_exit = True
-    thread.join(5)
+    yield store, f"{serve_asgi(app)}/webhook/{'t' * 40}"
     store.close()
 
 
