@@ -126,9 +126,10 @@ def _query_number(url: str, name: str) -> float | None:
 
 
 def media_duration_seconds(url: str) -> float:
-    """Duration the sandbox assumes for an audio/video URL: ``duration=`` query, else hashed."""
+    """Duration the sandbox assumes for an audio/video URL: ``duration=`` query, else hashed
+    into 5-120 s (short clips, like most talking photos and lip syncs)."""
     given = _query_number(url, "duration")
-    return given if given is not None else float(_stable_int(url, 10, 600))
+    return given if given is not None else float(_stable_int(url, 5, 120))
 
 
 def text_length(content: str) -> int:
