@@ -50,9 +50,6 @@ if TYPE_CHECKING:
 
 __all__ = ["AkoolBatchOperator", "BatchPaths"]
 
-#: The submit pass waits for no job: each is polled once right after its create (so jobs that
-#: finish at once are collected) and then left to the trigger.
-_SUBMIT_ONLY_TIMEOUT = 1e-3
 #: Outcomes that fail the task by default: they need a retry (which resumes) or a decision.
 DEFAULT_FAIL_ON = ("uncertain", "timed_out", "cancelled")
 #: task_state_store key: the batch this task instance submitted.
@@ -242,7 +239,8 @@ class AkoolBatchOperator(BaseOperator):
 
     # --- running ----------------------------------------------------------------------------
 
-    def _run(self, plan: BatchPlan, *, final: bool, job_timeout: float | None) -> BatchResult:
+    def _run(self, plan: BatchPlan, *, final: bool, job_timeout: float | None = None,
+             wait: bool = True) -> BatchResult:
         from akool_flows.batch import BatchInputError, BudgetError, run_batch
 
         paths = self.paths()
@@ -259,7 +257,7 @@ class AkoolBatchOperator(BaseOperator):
                     resubmit_uncertain=self.resubmit_uncertain, events=store,
                     webhook_url=self.hook.webhook_url if store is not None else None,
                     download_dir=str(paths.downloads) if final and self.download_results else None,
-                    results_path=str(paths.results) if final else None)
+                    results_path=str(paths.results) if final else None, wait=wait)
         except (BatchInputError, BudgetError) as exc:
             raise AirflowFailException(f"batch refused: {exc}") from None
         finally:
@@ -280,9 +278,10 @@ class AkoolBatchOperator(BaseOperator):
                              rejection["error"])
         if not self.deferrable:
             return self._finish(context, self._run(plan, final=True, job_timeout=self.timeout))
-        submitted = self._run(plan, final=False, job_timeout=_SUBMIT_ONLY_TIMEOUT)
+        # Submit only (no status call): running jobs come back "submitted" and go to the trigger.
+        submitted = self._run(plan, final=False, wait=False)
         frame = submitted.results
-        waiting = [j for j in frame.loc[frame["outcome"] == "timed_out", "job_id"].tolist() if isinstance(j, str) and j]
+        waiting = [j for j in frame.loc[frame["outcome"] == "submitted", "job_id"].tolist() if isinstance(j, str) and j]
         if not waiting:
             return self._finish(context, self._run(plan, final=True, job_timeout=None))
         from akool_flows.airflow.triggers import AkoolJobTrigger

@@ -16,6 +16,9 @@ Shape of a run (one event loop, no task per job):
   autocommits); outcomes are written in batched transactions (losing them in a crash only
   means a free re-poll).
 
+With ``wait=False`` the run only submits: no status call is made, rows whose job is running
+end ``submitted`` and a later ``wait=True`` run with the same ledger polls them to completion.
+
 Money rules: a create is never retried here unless the error proves nothing was created (the
 client already retries those); an ambiguous failure makes the row ``uncertain``. A budget stops
 submission *before* the next row's estimate would cross it.
@@ -136,7 +139,7 @@ class _Run:
                  resubmit_uncertain: bool, events: Any, webhook_url: str | None, download_dir: Any,
                  results_path: Any, progress: Callable[[Progress], Any] | None, cancel: Any, reuse: bool,
                  strict: bool, download_max_bytes: int | None = None,
-                 event_fallback_interval: float | None = None) -> None:
+                 event_fallback_interval: float | None = None, wait: bool = True) -> None:
         self.plan = plan
         self.kind = plan.kind
         self.client = client
@@ -161,6 +164,8 @@ class _Run:
         self.cancel = cancel
         self.reuse = reuse
         self.strict = strict
+        #: False: submit only. Nothing is ever tracked (`_track`), so the poll heap stays empty.
+        self.wait = wait
 
         n = len(plan)
         self.n = n
@@ -266,7 +271,10 @@ class _Run:
             self._set_outcome(i, row.state)
         elif row.state in ("submitted", "timed_out"):
             self.committed += est
-            self._track(i, row.job_id or "", resumed=True)
+            if self.wait:
+                self._track(i, row.job_id or "", resumed=True)
+            else:
+                self._set_outcome(i, "submitted")
         elif row.state == "uncertain":
             if self.resubmit_uncertain:
                 self.note[i] = f"resubmitted after an uncertain create attempt at {iso(row.attempt_at)}"
@@ -584,11 +592,17 @@ class _Run:
         self.submitted_count += 1
         if self.events is not None and getattr(self.client, "event_store", None) is not self.events:
             self._to_register.append(job.job_id)
+        initial = (job.initial_status if "status" in job.raw or any(f in job.raw for f in self.kind.status_fields)
+                   else None)
+        if not self.wait:
+            if initial is not None and initial.done:  # finished in the create answer: no status call needed
+                self._finish(_InFlight(i, job.job_id, time.monotonic(), math.inf), initial, initial.state)
+            else:
+                self._set_outcome(i, "submitted")
+            return
         self._track(i, job.job_id)
-        if "status" in job.raw or any(f in job.raw for f in self.kind.status_fields):
-            initial = job.initial_status
-            if initial.done:
-                self._finish(self.inflight[job.job_id], initial, initial.state)
+        if initial is not None and initial.done:
+            self._finish(self.inflight[job.job_id], initial, initial.state)
 
     def _create_failed(self, i: int, exc: BaseException) -> None:
         key = self.plan.keys[i]
@@ -749,7 +763,8 @@ class _Run:
         c = self.counts
         return Progress(total=self.n, submitted=self.submitted_count, completed=c["completed"], failed=c["failed"],
                         rejected=c["rejected"], uncertain=c["uncertain"], cancelled=c["cancelled"],
-                        timed_out=c["timed_out"], in_flight=len(self.inflight), credits=round(self.committed, 6),
+                        timed_out=c["timed_out"], left_running=c["submitted"], in_flight=len(self.inflight),
+                        credits=round(self.committed, 6),
                         elapsed=time.monotonic() - self.t_start, done=done, stopped_by=self.stopped_by)
 
     def _report(self, done: bool = False) -> None:
@@ -948,7 +963,7 @@ async def arun_batch(plan_or_df: BatchPlan | pd.DataFrame, kind: str | None = No
                      download_dir: str | Path | None = None, download_max_bytes: int | None = None,
                      results_path: str | Path | None = None,
                      progress: Callable[[Progress], Any] | None = None, cancel: Any = None,
-                     reuse: bool = True, strict: bool = False, columns: Any = None,
+                     reuse: bool = True, strict: bool = False, wait: bool = True, columns: Any = None,
                      defaults: Mapping[str, Any] | None = None, cost_table: Mapping[str, float] | None = None,
                      durations: str | None = None) -> BatchResult:
     """Run a batch (async). See `run_batch` for the arguments."""
@@ -963,6 +978,8 @@ async def arun_batch(plan_or_df: BatchPlan | pd.DataFrame, kind: str | None = No
         raise BatchInputError("download_max_bytes must be a positive integer", field="download_max_bytes")
     if cancel is not None and not callable(getattr(cancel, "is_set", None)):
         raise BatchInputError("cancel must be a threading.Event or asyncio.Event", field="cancel")
+    if not isinstance(wait, bool):
+        raise BatchInputError(f"wait must be True or False, got {wait!r}", field="wait")
     owns_ledger = not isinstance(ledger, Ledger)
     led = Ledger(ledger) if owns_ledger else ledger
     try:
@@ -997,7 +1014,8 @@ async def arun_batch(plan_or_df: BatchPlan | pd.DataFrame, kind: str | None = No
                        usd_per_credit=usd_per_credit, resubmit_uncertain=resubmit_uncertain, events=events,
                        webhook_url=webhook_url, download_dir=download_dir, results_path=results_path,
                        progress=progress, cancel=cancel, reuse=reuse, strict=strict,
-                       download_max_bytes=download_max_bytes, event_fallback_interval=event_fallback_interval)
+                       download_max_bytes=download_max_bytes, event_fallback_interval=event_fallback_interval,
+                       wait=wait)
             return await run.run()
         finally:
             if owns_client:
@@ -1044,6 +1062,10 @@ def run_batch(plan_or_df: BatchPlan | pd.DataFrame, kind: str | None = None, **k
         reuse: adopt the job of an identical request from another batch of the same ledger
             instead of paying for it again.
         strict: count rejected rows as a failure in ``summary["exit_status"]``.
+        wait: ``False`` submits every row that needs it and returns without a single status
+            call: rows whose job runs are ``submitted`` (jobs that finished in the create answer,
+            and rows finished in an earlier run, keep their outcome). A later run with the same
+            ledger and ``wait=True`` polls them to completion without submitting them again.
 
     Runs its own event loop; inside a running loop (Jupyter) it runs in a helper thread. In async
     code use ``await arun_batch(...)``.

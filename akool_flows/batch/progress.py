@@ -26,6 +26,8 @@ class Progress:
     uncertain: int = 0
     cancelled: int = 0
     timed_out: int = 0
+    #: Rows whose job runs on and is not waited for (outcome ``submitted``, ``run_batch(wait=False)``).
+    left_running: int = 0
     in_flight: int = 0
     #: Credits of finished jobs (reported by Akool, else estimated) plus estimates of running ones.
     credits: float = 0.0
@@ -38,7 +40,8 @@ class Progress:
     @property
     def finished(self) -> int:
         """Rows with an outcome (terminal for this run)."""
-        return self.completed + self.failed + self.rejected + self.uncertain + self.cancelled + self.timed_out
+        return (self.completed + self.failed + self.rejected + self.uncertain + self.cancelled + self.timed_out
+                + self.left_running)
 
     @property
     def fraction(self) -> float:
@@ -54,6 +57,8 @@ class Progress:
             value = getattr(self, name)
             if value:
                 parts.append(f"{value} {name.replace('_', ' ')}")
+        if self.left_running:
+            parts.append(f"{self.left_running} submitted, not waited for")
         if self.in_flight:
             parts.append(f"{self.in_flight} running")
         stop = f" | stopped: {self.stopped_by}" if self.stopped_by else ""

@@ -14,8 +14,9 @@ from akool_flows.batch.export import safe_csv, write_table
 
 __all__ = ["BatchResult", "OUTCOMES", "RESULT_COLUMNS", "exit_status"]
 
-#: Every row ends in exactly one of these.
-OUTCOMES = ("completed", "failed", "rejected", "cancelled", "uncertain", "timed_out")
+#: Every row ends in exactly one of these. ``submitted`` only comes from ``run_batch(wait=False)``:
+#: the job is running and a later run with the same ledger collects it.
+OUTCOMES = ("completed", "failed", "rejected", "cancelled", "uncertain", "timed_out", "submitted")
 
 #: Engine columns of `BatchResult.results`, before the input columns.
 RESULT_COLUMNS = ("row_key", "input_index", "outcome", "job_id", "status_code", "result_url", "result_urls",
@@ -35,7 +36,9 @@ def iso(ts: float | None) -> str | None:
 
 def exit_status(counts: dict[str, int], stopped_by: str | None, *, strict: bool = False) -> int:
     """0 all rows fine; 1 some failed / uncertain / timed out / cancelled (rejected too when
-    ``strict``); 2 stopped by authentication or permission; 3 stopped by the budget or quota."""
+    ``strict``); 2 stopped by authentication or permission; 3 stopped by the budget or quota.
+
+    ``submitted`` rows (still running after a ``wait=False`` run) are not a failure."""
     if stopped_by in ("budget", "quota"):
         return EXIT_BUDGET
     if stopped_by == "auth":
@@ -48,12 +51,13 @@ def cost_log(results: pd.DataFrame, usd_per_credit: float) -> pd.DataFrame:
     """Per row: the best credit figure and where it comes from; a TOTAL row at the end.
 
     ``reported``: Akool's status said so. ``estimated``: the plan's price (completed jobs with no
-    reported figure; failed, timed-out or uncertain jobs, as an upper bound: Akool may not have
-    charged them). ``not_charged``: no job was created. ``unknown``: a job exists, no price known.
+    reported figure; failed, timed-out, still running (``submitted``) or uncertain jobs, as an
+    upper bound: Akool may not have charged them). ``not_charged``: no job was created.
+    ``unknown``: a job exists, no price known.
     """
     rows = []
     for r in results.itertuples(index=False):
-        created = r.outcome in ("completed", "failed", "timed_out", "uncertain") and (
+        created = r.outcome in ("completed", "failed", "timed_out", "submitted", "uncertain") and (
             isinstance(r.job_id, str) or r.outcome == "uncertain")
         if not created:
             credits, source = 0.0, "not_charged"

@@ -395,7 +395,8 @@ def _print_summary(result: Any, out: Any) -> None:
     s = result.summary
     counts = s["counts"]
     rows = [[name.replace("_", " "), counts.get(name, 0)] for name in
-            ("completed", "failed", "rejected", "uncertain", "timed_out", "cancelled") if counts.get(name, 0)]
+            ("completed", "failed", "rejected", "uncertain", "timed_out", "cancelled", "submitted")
+            if counts.get(name, 0)]
     print("", file=out)
     print(format_table(["outcome", "rows"], rows, [12, 10]), file=out)
     if s["kind"] == "moderation" and counts.get("completed"):

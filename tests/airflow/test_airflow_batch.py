@@ -88,11 +88,13 @@ def test_deferred_batch_collects_after_the_trigger_and_refuses_a_swapped_input(a
     op = AkoolBatchOperator(task_id="b", kind="moderation", input_path=str(path), columns={"content": "text"},
                             defaults={"type": 4}, poll_interval=0.1, deferrable=True)
     store = _StateStore()
+    polls_before = sb.stats()["polls"]
     with pytest.raises(TaskDeferred) as deferred:
         op.execute({"task_state_store": store})
     trigger = deferred.value.trigger
     assert trigger.kind == "moderation" and len(trigger.job_ids) == 6 and not trigger.include_jobs
     assert sb.create_count("moderation") == 6
+    assert sb.stats()["polls"] == polls_before  # the submit pass leaves every status call to the trigger
 
     _csv(tmp_path, n=5)  # the file is replaced while the jobs run
     with pytest.raises(AirflowFailException, match="changed while its batch was running"):

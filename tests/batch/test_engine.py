@@ -30,7 +30,7 @@ def test_every_row_accounted_for(sandbox, client, ledger_path):
     assert res.loc[4, "error_message"].startswith("duplicate of input row 0")
     assert res["text"].tolist() == df["text"].tolist()  # input columns carried
     assert r.summary["counts"] == {"completed": 3, "failed": 1, "rejected": 2, "cancelled": 0, "uncertain": 0,
-                                   "timed_out": 0}
+                                   "timed_out": 0, "submitted": 0}
     assert r.summary["exit_status"] == 1
     assert sandbox.create_count("moderation") == 4 and sandbox.duplicate_creates() == {}
     assert seen[-1].done and seen[-1].completed == 3 and seen[-1].total == 6
