@@ -124,17 +124,18 @@ def _description(kind: JobKind, loc: tuple[Any, ...]) -> str | None:
             return None
         if i == len(names) - 1:
             return info.description or _nested_description(info.annotation)
-        model = _nested_model(info.annotation)
+        model = nested_model(info.annotation)
         if model is None:
             return None
     return None
 
 
-def _nested_model(annotation: Any) -> type[BaseModel] | None:
+def nested_model(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside a field annotation (list[FaceRef] | None -> FaceRef), or None."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in typing.get_args(annotation):
-        found = _nested_model(arg)
+        found = nested_model(arg)
         if found is not None:
             return found
     return None

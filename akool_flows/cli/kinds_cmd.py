@@ -76,6 +76,8 @@ def kind_info(name: str) -> dict[str, Any]:
 
 def _fields(model: Any, prefix: str = "") -> list[dict[str, Any]]:
     """Fields of a request model, nested models flattened as `parent[].child`."""
+    from akool_flows.api.kinds import nested_model
+
     out = []
     # The docs list webhookUrl last; the models inherit it first.
     items = sorted(model.model_fields.items(), key=lambda item: item[0] == "webhookUrl")
@@ -88,7 +90,7 @@ def _fields(model: Any, prefix: str = "") -> list[dict[str, Any]]:
             constraints = ", ".join(c for c in constraints.split(", ") if not c.startswith("pattern "))
         out.append({"name": name, "required": info.is_required(), "type": _type_text(info.annotation),
                     "constraints": constraints, "description": description})
-        nested = _nested_model(info.annotation)
+        nested = nested_model(info.annotation)
         if nested is not None:
             many = typing.get_origin(_strip_optional(info.annotation)) is list
             out.extend(_fields(nested, f"{name}[]." if many else f"{name}."))
@@ -110,20 +112,9 @@ def _unannotated(annotation: Any) -> Any:
     return annotation
 
 
-def _nested_model(annotation: Any) -> Any:
-    from pydantic import BaseModel
-
-    base = _unannotated(_strip_optional(annotation))
-    if isinstance(base, type) and issubclass(base, BaseModel):
-        return base
-    for arg in typing.get_args(base):
-        found = _nested_model(arg)
-        if found is not None:
-            return found
-    return None
-
-
 def _type_text(annotation: Any) -> str:
+    from akool_flows.api.kinds import nested_model
+
     base = _unannotated(_strip_optional(annotation))
     origin = typing.get_origin(base)
     if origin is typing.Literal:
@@ -131,7 +122,7 @@ def _type_text(annotation: Any) -> str:
     if origin is list:
         inner = typing.get_args(base)
         return f"list of {_type_text(inner[0])}" if inner else "list"
-    nested = _nested_model(base)
+    nested = nested_model(base)
     if nested is not None:
         return "object"
     if isinstance(base, type):
