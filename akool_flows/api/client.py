@@ -46,6 +46,7 @@ log = logging.getLogger("akool_flows.client")
 DEFAULT_BASE_URL = "https://openapi.akool.com"
 DEFAULT_DETECT_URL = "https://sg3.akool.com/detect"
 USER_AGENT = "akool-flows/0.1"
+_REFRESH_TOKEN = -1.0
 
 
 @dataclass(frozen=True)
@@ -282,9 +283,19 @@ class _BaseClient(_Operations):
             self.event_store.register_submitted(result.job_id, result.kind)
         return result
 
-    def _log_failure(self, call: Call, exc: AkoolError, attempt: int, will_retry: bool) -> None:
-        log.log(logging.INFO if will_retry else logging.WARNING, "%s %s failed (attempt %d): %s%s",
-                call.method, call.path, attempt, exc, "; retrying" if will_retry else "")
+    def _after_failure(self, call: Call, exc: AkoolError, attempt: int, refreshed: bool) -> float:
+        """After a failed attempt: `_REFRESH_TOKEN` (exchange the token again, retry at once),
+        the backoff in seconds before the next attempt, or re-raise `exc`."""
+        if (isinstance(exc, AuthenticationError) and call.auth and not refreshed
+                and self.credentials.forget_exchanged_token()):
+            # An exchanged token may have been revoked: exchange once more, then give up.
+            return _REFRESH_TOKEN
+        retry = self.retry.should_retry(call, exc, attempt)
+        log.log(logging.INFO if retry else logging.WARNING, "%s %s failed (attempt %d): %s%s",
+                call.method, call.path, attempt, exc, "; retrying" if retry else "")
+        if not retry:
+            raise exc
+        return self.retry.backoff(attempt)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, auth={self.credentials.mode!r})"
@@ -353,18 +364,11 @@ class AsyncAkoolClient(_BaseClient):
                 raw: RawResponse = await self._sender.send(call.method, self._url(call), params=call.params,
                                                            json=call.body, headers=self._headers(call))
                 return check_envelope(call, raw)
-            except AuthenticationError:
-                # An exchanged token may have been revoked: exchange once more, then give up.
-                if call.auth and not refreshed and self.credentials.forget_exchanged_token():
-                    refreshed = True
-                    continue
-                raise
             except AkoolError as exc:
-                retry = self.retry.should_retry(call, exc, attempt)
-                self._log_failure(call, exc, attempt, retry)
-                if not retry:
-                    raise
-                await asyncio.sleep(self.retry.backoff(attempt))
+                pause = self._after_failure(call, exc, attempt, refreshed)
+                refreshed = refreshed or pause == _REFRESH_TOKEN
+                if pause > 0:
+                    await asyncio.sleep(pause)
 
     async def _run(self, call: Call) -> Any:
         return self._after(call, call.parse(await self._execute(call)))
@@ -466,17 +470,11 @@ class AkoolClient(_BaseClient):
                 raw = self._sender.send(call.method, self._url(call), params=call.params, json=call.body,
                                         headers=self._headers(call))
                 return check_envelope(call, raw)
-            except AuthenticationError:
-                if call.auth and not refreshed and self.credentials.forget_exchanged_token():
-                    refreshed = True
-                    continue
-                raise
             except AkoolError as exc:
-                retry = self.retry.should_retry(call, exc, attempt)
-                self._log_failure(call, exc, attempt, retry)
-                if not retry:
-                    raise
-                time.sleep(self.retry.backoff(attempt))
+                pause = self._after_failure(call, exc, attempt, refreshed)
+                refreshed = refreshed or pause == _REFRESH_TOKEN
+                if pause > 0:
+                    time.sleep(pause)
 
     def _run(self, call: Call) -> Any:
         return self._after(call, call.parse(self._execute(call)))
