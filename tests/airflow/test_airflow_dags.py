@@ -14,8 +14,12 @@ def test_tts_talking_photo_chain_deferred(airflow):
     animate = xcom(run, "animate")
     assert speak["state"] == "completed" and speak["result_url"].startswith(sb.base_url)
     assert animate["state"] == "completed" and animate["result_url"]
-    # The talking photo was asked to speak exactly the TTS result.
+    # The talking photo was asked to speak exactly the TTS result: the sandbox derives a clip's
+    # duration from its audio URL, so the job's duration names the URL it was given.
+    from akool_flows.sandbox.moderation import media_duration_seconds
+
     job = sb.job_payload(animate["job_id"])
+    assert job["video_lock_duration"] == media_duration_seconds(speak["result_url"])
     assert sb.create_count("tts") == 1 and sb.create_count("talking_photo") == 1
     assert xcom(run, "speak", key="job_id") == speak["job_id"]
 
