@@ -74,7 +74,8 @@ class CatalogTranslationApp(BatchAppBase):
                 self._languages_note = "common languages shown (an async client cannot be used outside a loop)"
                 return
             self._languages_note = "loading the language list…"
-            loop.create_task(self._fetch_languages_async())
+            # Held: the loop keeps only a weak reference to a task.
+            self._languages_task = loop.create_task(self._fetch_languages_async())
             return
         client, owned = pair
         try:

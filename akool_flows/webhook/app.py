@@ -106,13 +106,14 @@ class _GroupIngest:
         self._require_submitted = require_submitted
         self._pending: list[tuple[list[WebhookEvent], asyncio.Future]] = []
         self._running = False
+        self._drainer: asyncio.Task | None = None  # held: the loop keeps only weak references
 
     async def submit(self, readings: list[WebhookEvent]) -> tuple[WebhookEvent | None, bool]:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._pending.append((readings, future))
         if not self._running:
             self._running = True
-            asyncio.get_running_loop().create_task(self._drain())
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
         return await future
 
     async def _drain(self) -> None:
