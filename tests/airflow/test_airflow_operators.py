@@ -199,8 +199,16 @@ def test_deferred_task_completes_from_the_webhook_received_by_the_plugin(api_ser
     assert str(run.state) == "success", task_states(run)
     result = xcom(run, "animate")
     assert result["state"] == "completed" and result["result_url"]
-    final = [d for d in sb.webhook_deliveries() if d["_id"] == result["job_id"] and d["status"] == 3]
-    assert final and final[0]["delivered"] and final[0]["http_status"] == 200, sb.webhook_deliveries()
+    def final_delivery():
+        found = [d for d in sb.webhook_deliveries() if d["_id"] == result["job_id"] and d["status"] == 3]
+        return found[0] if found else None
+
+    # The sandbox records a delivery once it has read the plugin's answer: give it a moment.
+    deadline = time.monotonic() + 5
+    while not (final_delivery() or {}).get("delivered") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    final = final_delivery()
+    assert final and final["delivered"] and final["http_status"] == 200, sb.webhook_deliveries()
     # The trigger polled once on arrival (job still running) and never again: the callback finished it.
     assert sum(n for p, n in sb.stats()["polls_by_path"].items() if "infobymodelid" in p) <= 2
     # poll_interval is 30 s (webhook fallback 150 s): only the callback can finish this quickly.

@@ -92,7 +92,9 @@ def test_callbacks_for_processing_and_completion(sandbox: Sandbox, client: httpx
     if kind != "moderation":
         assert payloads[1]["url"].startswith(sandbox.base_url + "/_sandbox/files/")
         assert httpx.get(payloads[1]["url"]).status_code == 200
-    assert sandbox.stats()["webhooks_delivered"] == 2
+    # The sandbox counts a delivery once it has read the receiver's 200, just after the
+    # receiver recorded the body: wait for the count rather than race it.
+    wait_for(lambda: sandbox.stats()["webhooks_delivered"] == 2)
 
 
 def test_failed_job_reports_status_4(sandbox: Sandbox, client: httpx.Client, receiver: Receiver) -> None:
