@@ -53,8 +53,9 @@ def test_create_faults(sandbox, ledger_path, fault, outcome):
 
 
 def test_create_timeout_is_uncertain_and_never_retried(sandbox, ledger_path):
-    sandbox.faults.slow(1.5, next=2, path_prefix=CREATE)
-    r = _run(sandbox, ledger_path, timeout=0.5, concurrency=1)
+    # A timeout well above a normal create's latency even on a loaded machine, well below the fault's.
+    sandbox.faults.slow(4.0, next=2, path_prefix=CREATE)
+    r = _run(sandbox, ledger_path, timeout=1.5, concurrency=1)
     assert r.summary["counts"]["uncertain"] == 2 and r.summary["counts"]["completed"] == 18
     assert sandbox.duplicate_creates() == {}
     # The timed-out creates were never sent again (whether the server finished them is its business).
