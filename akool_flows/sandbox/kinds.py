@@ -66,6 +66,8 @@ class KindSpec:
     group: ClassVar[str]
     status_field: ClassVar[str] = "status"
     create_msg: ClassVar[str] = "OK"
+    #: Credit fields of the payload; a failed job is not charged, so they read 0.
+    charge_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, path: str, prepare: Prepare, *, webhook_type: str, error: tuple[int, str]) -> None:
         self.name = name
@@ -99,6 +101,8 @@ class KindSpec:
         code, msg = job.failure or self.error
         payload["error_code"] = code
         payload["error_msg"] = msg
+        for name in self.charge_fields:
+            payload[name] = 0
 
     def create_data(self, job: Job) -> Any:
         """``data`` of the create response."""
@@ -113,6 +117,7 @@ class KindSpec:
 # --------------------------------------------------------------------------------------
 class AudioKind(KindSpec):
     group = "audio"
+    charge_fields = ("deduction_credit",)
 
     def base(self, job: Job, plan: Plan) -> dict[str, Any]:
         return {
@@ -130,13 +135,10 @@ class AudioKind(KindSpec):
     def completed(self, job: Job, payload: dict[str, Any]) -> None:
         payload["url"] = job.result_url
 
-    def failed(self, job: Job, payload: dict[str, Any]) -> None:
-        super().failed(job, payload)
-        payload["deduction_credit"] = 0
-
 
 class ImageKind(KindSpec):
     group = "image"
+    charge_fields = ("deduction_credit",)
     status_field = "image_status"
 
     def base(self, job: Job, plan: Plan) -> dict[str, Any]:
@@ -176,13 +178,13 @@ class ImageKind(KindSpec):
         super().failed(job, payload)
         code, msg = job.failure or self.error
         payload["error_reasons"] = [{"error_code": code, "error_msg": msg}]
-        payload["deduction_credit"] = 0
 
 
 class FaceswapKind(KindSpec):
     """Face swap and re-age: reported by ``faceswap/result/listbyids``, cancellable by ``job_id``."""
 
     group = "faceswap"
+    charge_fields = ("deduction_duration", "deduction_credit")
     status_field = "faceswap_status"
     create_msg = FACESWAP_MSG
 
@@ -216,8 +218,6 @@ class FaceswapKind(KindSpec):
 
     def failed(self, job: Job, payload: dict[str, Any]) -> None:
         super().failed(job, payload)
-        payload["deduction_duration"] = 0
-        payload["deduction_credit"] = 0
         if job.ended_by == "cancel":
             payload["cancelled"] = True
 
@@ -227,6 +227,7 @@ class FaceswapKind(KindSpec):
 
 class AnalysisKind(KindSpec):
     group = "analysis"
+    charge_fields = ("deduction_credit",)
 
     def base(self, job: Job, plan: Plan) -> dict[str, Any]:
         return {
@@ -245,13 +246,10 @@ class AnalysisKind(KindSpec):
         payload["result"] = verdict.result
         payload["final_conclusion"] = verdict.final_conclusion
 
-    def failed(self, job: Job, payload: dict[str, Any]) -> None:
-        super().failed(job, payload)
-        payload["deduction_credit"] = 0
-
 
 class VideoKind(KindSpec):
     group = "video"
+    charge_fields = ("deduction_duration",)
     status_field = "video_status"
 
     def base(self, job: Job, plan: Plan) -> dict[str, Any]:
@@ -278,10 +276,6 @@ class VideoKind(KindSpec):
         if job.extra.get("lipsync_translation"):
             payload["lipsync_video_url"] = job.result_url
 
-    def failed(self, job: Job, payload: dict[str, Any]) -> None:
-        super().failed(job, payload)
-        payload["deduction_duration"] = 0
-
     def create_data(self, job: Job) -> Any:
         payload = self.render(job, 1)
         if job.kind == "talking_avatar":  # the docs' talking-avatar create answer is this subset
@@ -292,6 +286,7 @@ class VideoKind(KindSpec):
 
 class AvatarKind(KindSpec):
     group = "avatar"
+    charge_fields = ("deduction_credit",)
 
     def base(self, job: Job, plan: Plan) -> dict[str, Any]:
         return {
@@ -308,10 +303,6 @@ class AvatarKind(KindSpec):
             "crop_arr": [],
             "deduction_credit": job.cost,
         }
-
-    def failed(self, job: Job, payload: dict[str, Any]) -> None:
-        super().failed(job, payload)
-        payload["deduction_credit"] = 0
 
     def create_data(self, job: Job) -> Any:
         # The docs answer an object for streaming avatars (type 2) and a one-element
