@@ -43,6 +43,18 @@ def _batch() -> Any:
     return batch
 
 
+def check_input_frame(df: Any, *, needs: str | None = None, **columns: str | None) -> None:
+    """Refuse what is not a DataFrame, a DataFrame without columns (when `needs` says what for),
+    and a named column argument (``url_column="..."``) that df does not have."""
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
+    if needs and len(df.columns) == 0:
+        raise ValueError(f"df has no columns: {needs}")
+    for arg, column in columns.items():
+        if column is not None and column not in df.columns:
+            raise ValueError(f"{arg} {column!r} is not a column of df; columns: {', '.join(map(str, df.columns))}")
+
+
 def _num(value: Any) -> float | None:
     try:
         f = float(value)
@@ -83,8 +95,7 @@ class BatchAppBase:
                  cost_table: Mapping[str, float] | None = None,
                  download_dir: str | None = None, webhook_url: str | None = None, events: Any = None,
                  background: str = "auto", max_rows_shown: int = 200) -> None:
-        if not isinstance(df, pd.DataFrame):
-            raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
+        check_input_frame(df)
         if concurrency < 1:
             raise ValueError(f"concurrency must be >= 1, got {concurrency}")
         if poll_interval is not None and poll_interval <= 0:

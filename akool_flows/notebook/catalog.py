@@ -10,7 +10,7 @@ import ipywidgets as w
 import pandas as pd
 
 from akool_flows.notebook import render
-from akool_flows.notebook.base import PROBLEM_OUTCOMES, BatchAppBase, _batch, _credits_by
+from akool_flows.notebook.base import PROBLEM_OUTCOMES, BatchAppBase, _batch, _credits_by, check_input_frame
 
 __all__ = ["CatalogTranslationApp", "FALLBACK_LANGUAGES"]
 
@@ -41,13 +41,7 @@ class CatalogTranslationApp(BatchAppBase):
     def __init__(self, df: pd.DataFrame, *, url_column: str | None = None, source_language: str = "en",
                  targets: Sequence[str] = (), lipsync: bool = False,
                  languages: Sequence[dict[str, str]] | None = None, **options: Any) -> None:
-        if not isinstance(df, pd.DataFrame):
-            raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
-        if len(df.columns) == 0:
-            raise ValueError("df has no columns: translation needs a column of video URLs")
-        if url_column is not None and url_column not in df.columns:
-            raise ValueError(f"url_column {url_column!r} is not a column of df; "
-                             f"columns: {', '.join(map(str, df.columns))}")
+        check_input_frame(df, needs="translation needs a column of video URLs", url_column=url_column)
         if isinstance(targets, str):
             targets = [targets]
         self._initial = {"url_column": url_column if url_column is not None else _guess_url_column(df),

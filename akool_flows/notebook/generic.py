@@ -10,7 +10,7 @@ import pandas as pd
 
 from akool_flows.api.kinds import JobKind, get_kind
 from akool_flows.notebook import render
-from akool_flows.notebook.base import BatchAppBase
+from akool_flows.notebook.base import BatchAppBase, check_input_frame
 from akool_flows.notebook.fields import FieldInput, field_specs, form_values
 
 __all__ = ["BatchApp"]
@@ -40,8 +40,7 @@ class BatchApp(BatchAppBase):
             if bad:
                 raise ValueError(f"{arg}: {', '.join(map(repr, bad))} not {k.name} field(s); "
                                  f"allowed: {', '.join(names)}")
-        if not isinstance(df, pd.DataFrame):
-            raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
+        check_input_frame(df)
         for field_name, column in (columns or {}).items():
             if column not in df.columns:
                 raise ValueError(f"columns: column {column!r} (for field {field_name!r}) is not in df; "

@@ -10,7 +10,7 @@ import pandas as pd
 
 from akool_flows.api.models import MODERATION_TYPES
 from akool_flows.notebook import render
-from akool_flows.notebook.base import PROBLEM_OUTCOMES, BatchAppBase, _credits_by
+from akool_flows.notebook.base import PROBLEM_OUTCOMES, BatchAppBase, _credits_by, check_input_frame
 
 __all__ = ["ModerationApp"]
 
@@ -51,16 +51,8 @@ class ModerationApp(BatchAppBase):
     def __init__(self, df: pd.DataFrame, *, content_column: str | None = None, content_type: int | str = "text",
                  language: str | None = None, rules: str | None = None, duration_column: str | None = None,
                  **options: Any) -> None:
-        if not isinstance(df, pd.DataFrame):
-            raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
-        if len(df.columns) == 0:
-            raise ValueError("df has no columns: moderation needs a column with the content")
-        if content_column is not None and content_column not in df.columns:
-            raise ValueError(f"content_column {content_column!r} is not a column of df; "
-                             f"columns: {', '.join(map(str, df.columns))}")
-        if duration_column is not None and duration_column not in df.columns:
-            raise ValueError(f"duration_column {duration_column!r} is not a column of df; "
-                             f"columns: {', '.join(map(str, df.columns))}")
+        check_input_frame(df, needs="moderation needs a column with the content",
+                          content_column=content_column, duration_column=duration_column)
         self._initial = {
             "content_column": content_column or _guess_content_column(df),
             "content_type": _content_type(content_type),
