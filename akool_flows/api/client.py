@@ -226,7 +226,7 @@ class _BaseClient(_Operations):
         self._extra_headers = {"User-Agent": USER_AGENT, **(headers or {})}
         #: Optional webhook event store: submitted ids are registered so the receiver accepts their events.
         self.event_store = event_store
-        #: Requests sent, by path (after retries: every attempt counts). Cheap, useful in tests and benchmarks.
+        #: HTTP requests sent (every attempt counts, retries included). Cheap, useful in tests and benchmarks.
         self.request_count = 0
 
     @classmethod

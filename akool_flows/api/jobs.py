@@ -87,9 +87,12 @@ class JobStatus:
             reasons = payload.get("error_reasons")
             if isinstance(reasons, list) and reasons:
                 first = reasons[0]
-                error_message = first.get("message") or first.get("msg") if isinstance(first, dict) else str(first)
                 if isinstance(first, dict):
-                    error_code = first.get("code")
+                    # An image's error_reasons entries use the same names as a payload's top level.
+                    error_message = _first(first, (*_ERROR_MESSAGE_FIELDS, "msg"))
+                    error_code = _first(first, _ERROR_CODE_FIELDS)
+                else:
+                    error_message = str(first)
             error_message = error_message or _first(payload, _ERROR_MESSAGE_FIELDS)
             error_code = error_code or _first(payload, _ERROR_CODE_FIELDS)
             try:
