@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -33,6 +32,7 @@ from akool_flows.api.errors import (
 )
 from akool_flows.api.jobs import Job, JobStatus
 from akool_flows.api.kinds import get_kind
+from akool_flows.api.retry import backoff_delay
 from akool_flows.api.transport import (
     AiohttpSender,
     HttpxAsyncSender,
@@ -68,8 +68,7 @@ class RetryPolicy:
         return not (call.creates and exc.may_have_created)
 
     def backoff(self, attempt: int) -> float:
-        cap = min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
-        return random.uniform(cap / 2, cap)
+        return backoff_delay(attempt, base=self.initial_backoff, cap=self.max_backoff, multiplier=self.multiplier)
 
 
 class Credentials:
