@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,12 @@ class JobKind:
     example: Mapping[str, Any] = field(default_factory=dict)
     #: Fields whose URLs are face-bearing media for which face detect can fill `opts`.
     face_fields: tuple[str, ...] = ()
+    #: The job's answer is a verdict (`JobStatus.conclusion`) rather than a file: the name of the
+    #: results column that holds it, or None. A webhook never carries it (one status call does).
+    verdict_field: str | None = None
+    #: Price of one job from its fields when the docs publish one: ``(fields, duration) ->
+    #: credits``, or None (unknown: the estimate says so rather than invent a price).
+    price: Callable[[Mapping[str, Any], float | None], float | None] | None = None
 
     # -- derived ---------------------------------------------------------------------------
 
@@ -94,10 +100,9 @@ class JobKind:
 
     def estimate_credits(self, fields: Mapping[str, Any], *, duration_seconds: float | None = None) -> float | None:
         """Credits the job will cost when the docs publish a price; None when unknown."""
-        if self.name != "moderation":
+        if self.price is None:
             return None
-        return moderation_credits(int(fields["type"]), str(fields.get("content", "")),
-                                  duration_seconds=duration_seconds)
+        return self.price(fields, duration_seconds)
 
 
 def _first_field(kind: JobKind, exc: PydanticValidationError) -> str | None:
@@ -183,8 +188,12 @@ MODERATION_PRICE = {"text_per_600_chars": 0.1, "image": 0.2, "audio_per_min": 0.
 
 def moderation_credits(type_: int, content: str, *, duration_seconds: float | None = None) -> float | None:
     """Jarvis price of one moderation: text per started 600 characters, image each, audio/video
-    per started minute when the duration is known (None otherwise: we do not invent)."""
+    per started minute when the duration is known (None otherwise: we do not invent). Text given
+    as a document URL is None too: its length is only known once Akool has fetched it."""
     if type_ == 4:
+        if content.strip().lower().startswith(("http://", "https://")):
+            # A document URL (.txt, .pdf, ...): priced by the text Akool fetches, unknown here.
+            return None
         return round(max(1, math.ceil(len(content) / 600)) * MODERATION_PRICE["text_per_600_chars"], 4)
     if type_ == 1:
         return MODERATION_PRICE["image"]
@@ -192,6 +201,10 @@ def moderation_credits(type_: int, content: str, *, duration_seconds: float | No
         return None
     per_min = MODERATION_PRICE["audio_per_min" if type_ == 3 else "video_per_min"]
     return round(max(1, math.ceil(duration_seconds / 60)) * per_min, 4)
+
+
+def _moderation_price(fields: Mapping[str, Any], duration_seconds: float | None) -> float | None:
+    return moderation_credits(int(fields["type"]), str(fields.get("content", "")), duration_seconds=duration_seconds)
 
 
 _IMG = "https://example.com/photo.jpg"
@@ -256,7 +269,8 @@ KINDS: dict[str, JobKind] = {k.name: k for k in (
             f"{V3}/content/analysis/sentiment", m.ModerationRequest,
             status_path=f"{V3}/content/analysis/infobyid", status_id_param="_id",
             status_fields=("status",), result_fields=(), webhook_type="moderation",
-            result_media="text", credit_fields=("deduction_credit",),
+            result_media="text", credit_fields=("deduction_credit",), verdict_field="conclusion",
+            price=_moderation_price,
             example={"content": "Have a great day, everyone!", "type": 4, "language": "en"}),
     JobKind("lipsync", "Lip sync", "Sync a video's lips to an audio track.",
             f"{V3}/content/video/lipsync", m.LipsyncRequest, webhook_type="lipsync", **_VIDEO_STATUS,

@@ -12,18 +12,27 @@ Knows nothing of Airflow or widgets; both sit on top of it.
 """
 
 from akool_flows.batch.cost import USD_PER_CREDIT, CostEstimate
-from akool_flows.batch.engine import DEFAULT_LEDGER, arun_batch, run_batch
-from akool_flows.batch.errors import BatchInputError, BatchLockedError, BudgetError, LedgerError
+from akool_flows.batch.errors import (
+    BatchInputError,
+    BatchLockedError,
+    BudgetError,
+    LeaseLostError,
+    LedgerError,
+    LedgerWriteError,
+)
 from akool_flows.batch.export import neutralise, safe_csv, write_table
 from akool_flows.batch.fanout import fan_out, translate_catalog, tts_grid
 from akool_flows.batch.ledger import Ledger
+from akool_flows.batch.options import BatchOptions
 from akool_flows.batch.plan import BatchPlan, plan_batch, row_key_for
 from akool_flows.batch.progress import Progress, ProgressPrinter
 from akool_flows.batch.results import OUTCOMES, BatchResult
+from akool_flows.batch.runner import DEFAULT_LEDGER, arun_batch, run_batch
 
 __all__ = [
     "BatchPlan", "plan_batch", "row_key_for", "run_batch", "arun_batch", "BatchResult", "OUTCOMES",
     "CostEstimate", "USD_PER_CREDIT", "Ledger", "DEFAULT_LEDGER", "Progress", "ProgressPrinter",
     "translate_catalog", "tts_grid", "fan_out", "safe_csv", "neutralise", "write_table",
-    "BatchInputError", "BudgetError", "LedgerError", "BatchLockedError",
+    "BatchOptions", "BatchInputError", "BudgetError", "LedgerError", "BatchLockedError", "LeaseLostError",
+    "LedgerWriteError",
 ]

@@ -22,3 +22,18 @@ class LedgerError(AkoolError):
 
 class BatchLockedError(LedgerError):
     """Another live process is running this batch from the same ledger."""
+
+
+class LedgerWriteError(LedgerError):
+    """The ledger could not record a step (disk full, I/O error, read-only file).
+
+    A run that meets it stops sending creates at once: a create whose intent or id cannot be
+    written down is one a rerun might pay for again."""
+
+
+class LeaseLostError(LedgerError):
+    """Another run took this batch's lease (this one was paused or slow past it): stop sending."""
+
+
+class RunAborted(LedgerError):
+    """A run stopped early because a part of it failed (ledger, results file, webhook store)."""

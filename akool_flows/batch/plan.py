@@ -154,14 +154,25 @@ class BatchPlan:
     errors: list[str | None] = field(repr=False, default_factory=list)
     est: list[float | None] = field(repr=False, default_factory=list)
     cost_table: dict[str, float] = field(repr=False, default_factory=dict)
+    #: Per row: the position of the earlier row with the identical request (sent once, and this
+    #: row carries its outcome), or None.
+    duplicate_of: list[int | None] = field(repr=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.duplicate_of:
+            self.duplicate_of = [None] * len(self.keys)
 
     @property
     def valid_count(self) -> int:
         return sum(self.valid)
 
     @property
+    def duplicate_count(self) -> int:
+        return sum(d is not None for d in self.duplicate_of)
+
+    @property
     def rejected_count(self) -> int:
-        return len(self.valid) - self.valid_count
+        return len(self.valid) - self.valid_count - self.duplicate_count
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -176,7 +187,7 @@ class BatchPlan:
         by_error: dict[str, list[Any]] = {}
         index = self.source.index
         for i, (ok, err) in enumerate(zip(self.valid, self.errors)):
-            if not ok:
+            if not ok and self.duplicate_of[i] is None:
                 by_error.setdefault(err or "invalid", []).append(_plain(index[i]))
         ranked = sorted(by_error.items(), key=lambda kv: (-len(kv[1]), kv[0]))
         return [{"error": err, "count": len(rows), "first_rows": rows[:5]} for err, rows in ranked[:limit]]
@@ -184,7 +195,7 @@ class BatchPlan:
     def summary(self) -> dict[str, Any]:
         """JSON-able overview for logs, XCom and widgets."""
         return {"kind": self.kind.name, "batch_id": self.batch_id, "rows": len(self), "valid": self.valid_count,
-                "rejected": self.rejected_count, "rejections": self.rejections(),
+                "duplicates": self.duplicate_count, "rejected": self.rejected_count, "rejections": self.rejections(),
                 "estimate": self.estimate.to_dict(), "estimate_text": self.estimate.describe()}
 
     def with_estimates(self, est: list[float | None], sources: list[str | None],
@@ -195,7 +206,8 @@ class BatchPlan:
         rows["cost_source"] = sources
         return BatchPlan(kind=self.kind, rows=rows, source=self.source, keys=self.keys, bodies=self.bodies,
                          valid=self.valid, errors=self.errors, est=list(est), cost_table=self.cost_table,
-                         estimate=CostEstimate.from_rows(est, sources, usd_per_credit))
+                         estimate=CostEstimate.from_rows(est, sources, usd_per_credit),
+                         duplicate_of=self.duplicate_of)
 
 
 def _plain(value: Any) -> Any:
@@ -258,8 +270,9 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
         defaults: constant fields for every row (a row's own non-empty value wins).
         cost_table: ``{kind: credits per job}`` for kinds whose price the docs do not publish.
         durations: column holding media seconds (prices audio/video moderation).
-        dedupe: reject rows whose request is identical to an earlier row's (paying twice for the
-            same answer); ``False`` submits each copy.
+        dedupe: send a request identical to an earlier row's once: the copy is not sent and
+            carries the earlier row's outcome, result and a share of its cost (``duplicate_of``);
+            ``False`` submits (and pays for) each copy.
         max_cell_chars: longest text accepted in one field; longer rows are rejected.
         ledger: a `Ledger` (or its path) whose finished jobs price kinds of unknown cost.
         usd_per_credit: conversion for the USD figures.
@@ -289,30 +302,31 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
     errors: list[str | None] = []
     est: list[float | None] = []
     sources: list[str | None] = []
-    first_seen: dict[str, Any] = {}
+    first_seen: dict[str, int] = {}
+    duplicate_of: list[int | None] = []
     seen_count: Counter[str] = Counter()
     used: set[str] = set()
     records = df.to_dict("records")
     for position, row in enumerate(records):
-        label = df.index[position]
         body, error = _row_fields(k, row, to_fields, defaults, coercers, max_cell_chars)
         key = row_key_for(k, body)
+        original = None
         if error is None:
             if key in first_seen and dedupe:
-                error = (f"duplicate of input row {_plain(first_seen[key])}: same request, sent once "
-                         "(dedupe=False / --allow-duplicates sends each copy)")
+                original = first_seen[key]
             seen_count[key] += 1
-            first_seen.setdefault(key, label)
+            first_seen.setdefault(key, position)
             if not dedupe and seen_count[key] > 1:
                 key = f"{key}#{seen_count[key]}"
+        duplicate_of.append(original)
         if key in used:
             key = f"{key}@{position}"  # identical rejected rows still need distinct keys
         used.add(key)
         keys.append(key)
         bodies.append(body)
-        valid.append(error is None)
+        valid.append(error is None and original is None)
         errors.append(error)
-        if error is None:
+        if error is None and original is None:
             duration = _duration(row.get(durations)) if durations else None
             credits, source = estimate_row(k, body, duration_seconds=duration, cost_table=table, observed=observed)
         else:
@@ -325,12 +339,14 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
         "input_index": list(df.index),
         "fields": bodies,
         "valid": valid,
+        "duplicate_of": [None if d is None else _plain(df.index[d]) for d in duplicate_of],
         "error": errors,
         "est_credits": [math.nan if c is None else c for c in est],
         "cost_source": sources,
     }, index=df.index)
     return BatchPlan(kind=k, rows=rows, estimate=CostEstimate.from_rows(est, sources, usd_per_credit), source=df,
-                     keys=keys, bodies=bodies, valid=valid, errors=errors, est=est, cost_table=table)
+                     keys=keys, bodies=bodies, valid=valid, errors=errors, est=est, cost_table=table,
+                     duplicate_of=duplicate_of)
 
 
 def _row_fields(k: JobKind, row: dict[str, Any], to_fields: Callable[[dict[str, Any]], Mapping[str, Any]],

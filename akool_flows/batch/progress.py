@@ -31,10 +31,14 @@ class Progress:
     in_flight: int = 0
     #: Credits of finished jobs (reported by Akool, else estimated) plus estimates of running ones.
     credits: float = 0.0
+    #: Of which: rows this run created, and rows an earlier run (or another batch) already paid.
+    credits_new: float = 0.0
+    credits_earlier: float = 0.0
     elapsed: float = 0.0
     #: True on the last call of a run.
     done: bool = False
-    #: Why submission stopped early: "budget", "cancel", "quota", "auth", or None.
+    #: Why submission stopped early: "budget", "cancel", "quota", "auth", "lease" (another run
+    #: took the batch over), "error" (the ledger / results / webhook store failed), or None.
     stopped_by: str | None = None
 
     @property
@@ -62,8 +66,11 @@ class Progress:
         if self.in_flight:
             parts.append(f"{self.in_flight} running")
         stop = f" | stopped: {self.stopped_by}" if self.stopped_by else ""
+        money = f"{self.credits_new:,.2f} credits new"
+        if self.credits_earlier:
+            money += f" + {self.credits_earlier:,.2f} already paid"
         return (f"{self.finished}/{self.total} done ({100 * self.fraction:.1f}%) | {', '.join(parts)} | "
-                f"{self.credits:,.2f} credits | {self.elapsed:,.0f}s{stop}")
+                f"{money} | {self.elapsed:,.0f}s{stop}")
 
 
 class ProgressPrinter:

@@ -19,12 +19,12 @@ __all__ = ["BatchResult", "OUTCOMES", "RESULT_COLUMNS", "exit_status"]
 OUTCOMES = ("completed", "failed", "rejected", "cancelled", "uncertain", "timed_out", "submitted")
 
 #: Engine columns of `BatchResult.results`, before the input columns.
-RESULT_COLUMNS = ("row_key", "input_index", "outcome", "job_id", "status_code", "result_url", "result_urls",
+RESULT_COLUMNS = ("row_key", "input_index", "outcome", "duplicate_of", "job_id", "status_code", "result_url", "result_urls",
                   "conclusion", "detail", "credits", "est_credits", "duration", "error_code", "error_message",
-                  "attempt_at", "submitted_at", "finished_at", "artifact_paths", "artifact_sha256", "note")
+                  "attempt_at", "submitted_at", "finished_at", "artifact_paths", "artifact_sha256", "note", "paid_in")
 
 #: Exit statuses shared by the CLI and the summary.
-EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT, EXIT_BUDGET = 0, 1, 2, 3
+EXIT_OK, EXIT_SOME_FAILED, EXIT_BAD_INPUT, EXIT_BUDGET, EXIT_ABORTED = 0, 1, 2, 3, 4
 
 
 def iso(ts: float | None) -> str | None:
@@ -36,9 +36,14 @@ def iso(ts: float | None) -> str | None:
 
 def exit_status(counts: dict[str, int], stopped_by: str | None, *, strict: bool = False) -> int:
     """0 all rows fine; 1 some failed / uncertain / timed out / cancelled (rejected too when
-    ``strict``); 2 stopped by authentication or permission; 3 stopped by the budget or quota.
+    ``strict``); 2 stopped by authentication or permission; 3 stopped by the budget or quota;
+    4 aborted: another run took the batch over, or a ledger / results / webhook-store write failed.
 
     ``submitted`` rows (still running after a ``wait=False`` run) are not a failure."""
+    if stopped_by in ("lease", "error"):
+        return EXIT_ABORTED
+    if stopped_by == "cancel":
+        return EXIT_SOME_FAILED
     if stopped_by in ("budget", "quota"):
         return EXIT_BUDGET
     if stopped_by == "auth":
@@ -48,7 +53,8 @@ def exit_status(counts: dict[str, int], stopped_by: str | None, *, strict: bool 
 
 
 def cost_log(results: pd.DataFrame, usd_per_credit: float) -> pd.DataFrame:
-    """Per row: the best credit figure and where it comes from; a TOTAL row at the end.
+    """Per row: the best credit figure, where it comes from and whether it was paid in this run
+    or an earlier one (``paid_in``); a TOTAL row at the end.
 
     ``reported``: Akool's status said so. ``estimated``: the plan's price (completed jobs with no
     reported figure; failed, timed-out, still running (``submitted``) or uncertain jobs, as an
@@ -67,14 +73,18 @@ def cost_log(results: pd.DataFrame, usd_per_credit: float) -> pd.DataFrame:
             credits, source = float(r.est_credits), "estimated"
         else:
             credits, source = math.nan, "unknown"
+        paid_in = getattr(r, "paid_in", None) if created else None
         rows.append({"row_key": r.row_key, "input_index": r.input_index, "outcome": r.outcome,
-                     "credits": credits, "credits_source": source,
+                     "credits": credits, "credits_source": source, "paid_in": paid_in,
                      "usd": credits * usd_per_credit if not _nan(credits) else math.nan})
-    log = pd.DataFrame(rows, columns=["row_key", "input_index", "outcome", "credits", "credits_source", "usd"])
+    log = pd.DataFrame(rows, columns=["row_key", "input_index", "outcome", "credits", "credits_source", "paid_in",
+                                      "usd"])
     unknown = int((log["credits_source"] == "unknown").sum()) if len(log) else 0
+    earlier = float(log.loc[log["paid_in"] == "earlier run", "credits"].sum(skipna=True)) if len(log) else 0.0
     total = {"row_key": "TOTAL", "input_index": None, "outcome": f"{len(log)} rows",
              "credits": float(log["credits"].sum(skipna=True)) if len(log) else 0.0,
-             "credits_source": f"{unknown} unknown" if unknown else "", "usd": None}
+             "credits_source": f"{unknown} unknown" if unknown else "",
+             "paid_in": f"{earlier:g} already paid in earlier runs" if earlier else "", "usd": None}
     total["usd"] = total["credits"] * usd_per_credit
     return pd.concat([log, pd.DataFrame([total])], ignore_index=True) if len(log) else pd.DataFrame([total])
 

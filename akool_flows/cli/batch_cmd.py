@@ -41,6 +41,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dry-run", action="store_true", help="validate and estimate the cost only; send nothing")
     g.add_argument("--budget-credits", type=float, metavar="CREDITS",
                    help="stop submitting before the batch would spend more than this")
+    g.add_argument("--max-credits-per-row", type=float, metavar="CREDITS",
+                   help="with --budget-credits: the ceiling reserved for a row whose price is only known after "
+                        "Akool runs it (a text moderation of a document URL, a kind without a published price)")
+    g.add_argument("--lease-ttl", type=float, default=60.0, metavar="SECONDS", help=argparse.SUPPRESS)
     g.add_argument("--cost", type=float, metavar="CREDITS",
                    help="credits per job for kinds whose price the docs do not publish")
     g.add_argument("--concurrency", type=int, default=32, help="HTTP requests in flight at once (default 32)")
@@ -232,7 +236,7 @@ def _execute(args: argparse.Namespace, kind: str, df: Any, *, columns: Any = Non
     import asyncio
 
     from akool_flows.api.errors import AkoolError
-    from akool_flows.batch import Ledger, ProgressPrinter, arun_batch, plan_batch
+    from akool_flows.batch import BatchOptions, Ledger, ProgressPrinter, arun_batch, plan_batch
     from akool_flows.batch.results import EXIT_BAD_INPUT
 
     if not args.dry_run and not args.out:
@@ -262,13 +266,15 @@ def _execute(args: argparse.Namespace, kind: str, df: Any, *, columns: Any = Non
         poll = args.poll_interval if args.poll_interval is not None else (0.5 if args.sandbox else 5.0)
         cancel = threading.Event()
         printer = None if args.quiet else ProgressPrinter(sys.stderr)
+        options = BatchOptions(
+            concurrency=args.concurrency, max_requests_per_second=args.rps, poll_interval=poll,
+            job_timeout=args.job_timeout, budget_credits=args.budget_credits,
+            max_credits_per_row=args.max_credits_per_row, resubmit_uncertain=args.resubmit_uncertain,
+            events=store, webhook_url=args.webhook_url, download_dir=args.download, results_path=args.out,
+            progress=printer, cancel=cancel, strict=args.strict, lease_ttl=args.lease_ttl).checked()
         with _graceful_interrupt(cancel):
-            result = asyncio.run(_closing(client, arun_batch(
-                plan, client=client, batch_id=args.batch_id, ledger=args.ledger, concurrency=args.concurrency,
-                max_requests_per_second=args.rps, poll_interval=poll, job_timeout=args.job_timeout,
-                budget_credits=args.budget_credits, resubmit_uncertain=args.resubmit_uncertain,
-                events=store, webhook_url=args.webhook_url, download_dir=args.download,
-                results_path=args.out, progress=printer, cancel=cancel, strict=args.strict)))
+            result = asyncio.run(_closing(client, arun_batch(plan, client=client, batch_id=args.batch_id,
+                                                             ledger=args.ledger, options=options)))
         _print_results(result, args, out)
         _print_summary(result, out)
         if cancel.is_set():
@@ -358,7 +364,10 @@ def format_table(headers: list[str], rows: list[list[Any]], widths: list[int] | 
 
 
 def _print_plan(plan: Any, out: Any) -> None:
-    print(f"{plan.kind.title}: {len(plan)} rows, {plan.valid_count} valid, {plan.rejected_count} rejected", file=out)
+    dupes = (f", {plan.duplicate_count} identical to an earlier row (sent once, sharing its result)"
+             if plan.duplicate_count else "")
+    print(f"{plan.kind.title}: {len(plan)} rows, {plan.valid_count} valid, {plan.rejected_count} rejected{dupes}",
+          file=out)
     for rej in plan.rejections(limit=5):
         rows = ", ".join(map(str, rej["first_rows"])) + (", ..." if rej["count"] > len(rej["first_rows"]) else "")
         print(f"  rejected {rej['count']} x  {_clip(rej['error'], 110)}  (rows {rows})", file=out)
@@ -403,7 +412,10 @@ def _print_summary(result: Any, out: Any) -> None:
         verdicts = result.results.loc[result.results["outcome"] == "completed", "conclusion"].value_counts()
         print("Verdicts: " + ", ".join(f"{name} {n}" for name, n in verdicts.items()), file=out)
     est = s["estimate"]
-    print(f"\nCost: {s['credits']:,.2f} credits (~{s['usd']:,.2f} USD at {s['usd_per_credit']} USD/credit); "
+    already = s.get("credits_already_paid") or 0.0
+    split = (f"{s['credits'] - already:,.2f} new this run, {already:,.2f} already paid in earlier runs; "
+             if already else "")
+    print(f"\nCost: {s['credits']:,.2f} credits (~{s['usd']:,.2f} USD at {s['usd_per_credit']} USD/credit); {split}"
           f"{s['credits_reported']:,.2f} reported by Akool; estimated before the run: "
           f"{est['total_credits']:,.2f}" + (f" + {est['unknown_rows']} row(s) of unknown price"
                                             if est["unknown_rows"] else ""), file=out)
@@ -419,6 +431,16 @@ def _print_summary(result: Any, out: Any) -> None:
     elif s["stopped_by"] == "auth":
         print("Stopped: Akool refused the credentials (check AKOOL_API_TOKEN / AKOOL_API_KEY / "
               "AKOOL_CLIENT_ID+AKOOL_CLIENT_SECRET).", file=out)
+    elif s["stopped_by"] == "lease":
+        print(f"Stopped: {s['stop_message']}. Nothing more was sent by this run.", file=sys.stderr)
+    elif s["stopped_by"] == "error":
+        print(f"Stopped: {s['stop_message']}. Fix the cause (disk space, permissions) and rerun the same "
+              "command: finished rows are kept and running jobs are collected.", file=sys.stderr)
+    for item in s.get("unsaved_job_ids") or []:
+        print(f"KEEP THIS: job {item['job_id']} (row {item['row_key']}) was created but could not be written to "
+              "the ledger; it is in the results file if that could be written.", file=sys.stderr)
+    if s.get("results_error"):
+        print(f"error: {s['results_error']}", file=sys.stderr)
     if counts.get("uncertain"):
         print(f"{counts['uncertain']} row(s) are uncertain: their create call was sent but its answer was lost, "
               "so Akool may or may not have created (and charged) the job. See attempt_at in the results; "

@@ -704,6 +704,7 @@ class BatchAppBase:
         plan = self._make_plan(self._rows_to_run()) if self._limit() else self.plan
         est = plan.estimate
         summary = {"total": len(plan.rows), "valid": plan.valid_count, "rejected": plan.rejected_count,
+                   "duplicates": plan.duplicate_count,
                    "credits": est.total_credits, "unknown_rows": est.unknown_rows,
                    "usd": getattr(est, "usd", None)}
         self._estimate_html.value = render.estimate_html(summary, plan.rejections(),

@@ -143,6 +143,9 @@ def estimate_html(summary: Mapping[str, Any], rejections: Sequence[Mapping[str, 
         ("Rejected", f'<span class="{"akool-problem" if n_rejected else ""}">{n_rejected:,}</span>'),
         ("Estimated cost", cost),
     ]
+    dupes = int(summary.get("duplicates", 0) or 0)
+    if dupes:
+        rows.insert(2, ("Identical to an earlier row", f"{dupes:,} (sent once, sharing its result)"))
     out = ['<table class="akool-kv akool-estimate-table">']
     out += [f"<tr><td>{k}</td><td><b>{v}</b></td></tr>" for k, v in rows]
     out.append("</table>")

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,6 +17,7 @@ import pytest
 from akool_flows.api import AkoolClient, AsyncAkoolClient, RetryPolicy
 from akool_flows.sandbox import Sandbox, SandboxConfig
 
+CLI = str(Path(sys.executable).with_name("akool-flows"))
 FAST_RETRY = RetryPolicy(max_attempts=4, initial_backoff=0.01, max_backoff=0.05)
 
 
@@ -61,3 +68,31 @@ def receiver(sandbox, tmp_path, serve_asgi):
     app = create_webhook_app(store, sandbox.client_id, sandbox.client_secret, path_token="t" * 40)
     yield store, f"{serve_asgi(app)}/webhook/{'t' * 40}"
     store.close()
+
+
+@pytest.fixture
+def sandbox_process(tmp_path):
+    """A sandbox in its own process (CLI runs in other processes talk to it); yields the env."""
+    port = free_port()
+    env_file = tmp_path / "sandbox.env"
+    proc = subprocess.Popen([CLI, "sandbox", "--port", str(port), "--job-seconds", "1.0", "--latency", "0.04",
+                             "--write-env", str(env_file)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not env_file.exists() or not env_file.read_text().strip():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "sandbox did not start"
+        time.sleep(0.05)
+    env = dict(os.environ)
+    for line in env_file.read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value
+    for key in ("AKOOL_API_KEY", "AKOOL_CLIENT_ID", "AKOOL_CLIENT_SECRET"):
+        env.pop(key, None)  # the token is enough
+    yield env
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+

@@ -61,9 +61,8 @@ def test_per_row_rejections_huge_cell_wrong_types_duplicates(tmp_path, capsys):
     code, out, err = _run(capsys, "batch", "moderation", path, "--map", "content=text", "--map", "type=kind",
                           "--dry-run")
     assert code == 0
-    assert "5 rows, 1 valid, 4 rejected" in out
+    assert "5 rows, 1 valid, 3 rejected, 1 identical to an earlier row" in out
     assert "over the limit of 100,000 (max_cell_chars)" in out
-    assert "duplicate of input row 1" in out
     assert "type: got 'abc', allowed: 1, 2, 3 or 4" in out
     assert "content must be an http(s) URL when type=1" in out
     assert "Dry run: nothing was sent." in out
@@ -91,7 +90,7 @@ def test_moderate_demo_command_prints_table_and_cost(tmp_path, capsys):
     assert "row  content" in out and "conclusion / error" in out
     assert "Non-Compliant" in out and "Compliant" in out
     assert "Cost: 0.30 credits (~0.01 USD" in out and "estimated before the run: 0.40" in out
-    assert "failed     1" in out and "rejected   2" in out
+    assert "failed     1" in out and "rejected   1" in out and "completed  4" in out
     res = pd.read_csv(tmp_path / "results" / "moderation.csv", dtype=str, keep_default_na=False)
     assert len(res) == 6 and res["text"][3].startswith("'=")
     assert "progress:" in err  # plain progress lines when not on a terminal

@@ -15,9 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from .conftest import free_port
-
-CLI = str(Path(sys.executable).with_name("akool-flows"))
+from .conftest import CLI
 
 
 def _stats(base_url: str) -> dict:
@@ -35,31 +33,6 @@ def _ledger_counts(path: Path) -> dict[str, int]:
         return {}
     finally:
         con.close()
-
-
-@pytest.fixture
-def sandbox_process(tmp_path):
-    port = free_port()
-    env_file = tmp_path / "sandbox.env"
-    proc = subprocess.Popen([CLI, "sandbox", "--port", str(port), "--job-seconds", "1.0", "--latency", "0.04",
-                             "--write-env", str(env_file)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while not env_file.exists() or not env_file.read_text().strip():
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline, "sandbox did not start"
-        time.sleep(0.05)
-    env = dict(os.environ)
-    for line in env_file.read_text().splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        env[key] = value
-    for key in ("AKOOL_API_KEY", "AKOOL_CLIENT_ID", "AKOOL_CLIENT_SECRET"):
-        env.pop(key, None)  # the token is enough
-    yield env
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 @pytest.mark.slow

@@ -24,16 +24,19 @@ def test_every_row_accounted_for(sandbox, client, ledger_path):
     r = run_batch(df, "moderation", client=client, ledger=ledger_path, poll_interval=0.1, progress=seen.append, **MOD)
     res = r.results
     assert len(res) == 6 and list(res["input_index"]) == list(range(6))
-    assert list(res["outcome"]) == ["completed", "completed", "rejected", "failed", "rejected", "completed"]
+    assert list(res["outcome"]) == ["completed", "completed", "rejected", "failed", "completed", "completed"]
     assert list(res["conclusion"][:2]) == ["Compliant", "Non-Compliant"]
     assert res.loc[3, "error_code"] == 1212 and "Sentiment analysis fails" in res.loc[3, "error_message"]
-    assert res.loc[4, "error_message"].startswith("duplicate of input row 0")
+    # The identical row 4 was not sent again but carries row 0's verdict, job and half its cost.
+    assert res.loc[4, "duplicate_of"] == 0 and res.loc[4, "note"].startswith("duplicate of input row 0")
+    assert res.loc[4, "conclusion"] == "Compliant" and res.loc[4, "job_id"] == res.loc[0, "job_id"]
+    assert res.loc[4, "credits"] == pytest.approx(res.loc[0, "credits"]) == pytest.approx(0.05)
     assert res["text"].tolist() == df["text"].tolist()  # input columns carried
-    assert r.summary["counts"] == {"completed": 3, "failed": 1, "rejected": 2, "cancelled": 0, "uncertain": 0,
+    assert r.summary["counts"] == {"completed": 4, "failed": 1, "rejected": 1, "cancelled": 0, "uncertain": 0,
                                    "timed_out": 0, "submitted": 0}
     assert r.summary["exit_status"] == 1
     assert sandbox.create_count("moderation") == 4 and sandbox.duplicate_creates() == {}
-    assert seen[-1].done and seen[-1].completed == 3 and seen[-1].total == 6
+    assert seen[-1].done and seen[-1].completed == 4 and seen[-1].total == 6
     total = r.cost_log.iloc[-1]
     assert total["row_key"] == "TOTAL" and total["credits"] == pytest.approx(0.3)
     json.dumps(r.summary)
@@ -53,7 +56,8 @@ def test_rerun_resumes_without_creating_or_touching_finished_rows(sandbox, clien
 
 
 def test_running_jobs_are_polled_after_a_restart(sandbox, ledger_path):
-    """A run cancelled while jobs run leaves them timed_out; the rerun collects them, no new create."""
+    """A run cancelled while jobs run leaves them running (not waited for); the rerun collects
+    them, no new create."""
     sandbox.configure(job_seconds=1.0)
     df = texts(20)
     cancel = threading.Event()
@@ -65,8 +69,9 @@ def test_running_jobs_are_polled_after_a_restart(sandbox, ledger_path):
     c = make_client(sandbox, sync=True)
     r1 = run_batch(df, "moderation", client=c, ledger=ledger_path, poll_interval=0.1, progress=stop_when_submitted,
                    cancel=cancel, **MOD)
-    assert r1.summary["counts"]["timed_out"] == 20 and r1.summary["stopped_by"] == "cancel"
-    assert "rerun to collect" in r1.results["error_message"][0]
+    assert r1.summary["counts"]["submitted"] == 20 and r1.summary["stopped_by"] == "cancel"
+    assert r1.summary["exit_status"] == 1
+    assert "rerun to collect" in r1.results["note"][0]
     r2 = run_batch(df, "moderation", client=c, ledger=ledger_path, poll_interval=0.1, **MOD)
     assert r2.summary["counts"]["completed"] == 20
     assert sandbox.create_count() == 20 and sandbox.duplicate_creates() == {}
@@ -187,7 +192,8 @@ def test_results_file_is_written_as_rows_finish_and_in_full(sandbox, client, led
 def test_incremental_results_survive_a_crash(sandbox, ledger_path, tmp_path):
     """Rows are appended to the results CSV while the run goes (here: cancelled mid-way)."""
     sandbox.configure(job_seconds=0.05, queue_seconds=0.0)
-    out = tmp_path / "partial.csv"
+    out = tmp_path / "results.csv"
+    partial = tmp_path / "results.csv.partial.csv"
     seen: list[int] = []
 
     async def go():
@@ -197,9 +203,10 @@ def test_incremental_results_survive_a_crash(sandbox, ledger_path, tmp_path):
                                                 max_requests_per_second=200, **MOD))
         while True:
             await asyncio.sleep(0.1)
-            if out.exists() and out.read_text().count("completed") >= 10:
+            if partial.exists() and partial.read_text().count("completed") >= 10:
                 break
-        seen.append(out.read_text().count("completed"))
+        assert not out.exists()  # the results path itself is only ever written whole, at the end
+        seen.append(partial.read_text().count("completed"))
         task.cancel()  # like a kill: no final write
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -207,7 +214,7 @@ def test_incremental_results_survive_a_crash(sandbox, ledger_path, tmp_path):
 
     asyncio.run(go())
     assert seen[0] >= 10
-    assert pd.read_csv(out)["outcome"].eq("completed").sum() >= 10
+    assert pd.read_csv(partial)["outcome"].eq("completed").sum() >= 10
 
 
 def test_reuse_across_batches_and_endpoint_guard(sandbox, client, ledger_path):
@@ -232,7 +239,7 @@ def test_a_second_live_runner_is_refused(sandbox, client, ledger_path):
         led.begin_batch("shared", "moderation", [], endpoint=sandbox.base_url)
         other = Ledger(ledger_path)
         other.acquire("shared")  # a live holder (this very process, another ledger handle)
-        with pytest.raises(Exception, match="is being run by process"):
+        with pytest.raises(Exception, match="another run holds batch"):
             run_batch(plan, client=client, ledger=ledger_path, batch_id="shared")
         other.release("shared")
         other.close()
@@ -295,7 +302,7 @@ def test_parquet_results_path_keeps_a_partial_csv_until_the_end(sandbox, client,
 
 def test_refused_creates_are_retried_later_then_left_pending(sandbox, ledger_path, monkeypatch):
     """1005 beyond the client's own retries: the engine tries again later, never counts it as created."""
-    monkeypatch.setattr("akool_flows.batch.engine._REFUSAL_BACKOFF", 0.02)
+    monkeypatch.setattr("akool_flows.batch.engine.refusal_backoff", lambda n: 0.02 * 2**n)
     sandbox.faults.rate_limit(next=40, path_prefix="/api/open/v3/content/analysis/sentiment")
     from akool_flows.api import RetryPolicy
 

@@ -21,8 +21,8 @@ def test_columns_named_as_fields_are_used_and_others_carried():
     plan = plan_batch(df, "moderation")
     assert plan.valid_count == 2 and plan.rejected_count == 0
     assert plan.rows["fields"].iloc[0] == {"content": "hi", "type": 4}  # "4" from a CSV -> 4
-    assert list(plan.rows.columns) == ["row_key", "input_index", "fields", "valid", "error", "est_credits",
-                                       "cost_source"]
+    assert list(plan.rows.columns) == ["row_key", "input_index", "fields", "valid", "duplicate_of", "error",
+                                       "est_credits", "cost_source"]
 
 
 def test_mapping_defaults_and_row_function():
@@ -69,11 +69,13 @@ def test_whole_input_problems_raise_with_the_column_names():
         plan_batch(df, "moderate")
 
 
-def test_duplicates_rejected_by_default_or_each_submitted():
+def test_duplicates_sent_once_by_default_or_each_submitted():
     df = pd.DataFrame({"content": ["same", "same", "other", "same"], "type": [4, 4, 4, 4]})
     plan = plan_batch(df, "moderation")
     assert plan.valid == [True, False, True, False]
-    assert plan.errors[1].startswith("duplicate of input row 0")
+    assert plan.duplicate_of == [None, 0, None, 0] and plan.errors[1] is None
+    assert plan.rejected_count == 0 and plan.duplicate_count == 2
+    assert plan.estimate.total_credits == pytest.approx(0.2)  # the copies cost nothing more
     assert len(set(plan.keys)) == 4  # every row still has its own key
     allowed = plan_batch(df, "moderation", dedupe=False)
     assert allowed.valid_count == 4 and len(set(allowed.keys)) == 4

@@ -135,7 +135,7 @@ def test_moderation_notebook_in_jupyterlab(jupyterlab: tuple[str, str, Path]) ->
 
             run.click()
             expect = sync_api.expect
-            expect(app.locator(".akool-status")).to_contain_text("Finished: 21 completed, 1 failed, 2 rejected",
+            expect(app.locator(".akool-status")).to_contain_text("Finished: 22 completed, 1 failed, 1 rejected",
                                                                  timeout=60_000)
             rows = app.locator(".akool-results-table tbody tr")
             expect(rows).to_have_count(24)

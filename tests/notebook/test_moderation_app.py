@@ -28,10 +28,10 @@ def make_app(df: pd.DataFrame, sandbox: Sandbox, tmp_path: Path, **kw) -> Modera
 async def test_estimate_then_run_shows_every_row(comments, sandbox, tmp_path) -> None:
     app = make_app(comments, sandbox, tmp_path)
     assert "SANDBOX" in app._header.value
-    # Before anything is spent: 24 rows, the empty one and the duplicate rejected, 22 x 0.1 credits.
-    assert (app.plan.valid_count, app.plan.rejected_count) == (22, 2)
+    # Before anything is spent: 24 rows, the empty one rejected, the duplicate sent once, 22 x 0.1 credits.
+    assert (app.plan.valid_count, app.plan.rejected_count, app.plan.duplicate_count) == (22, 1, 1)
     est = app._estimate_html.value
-    assert "2.2 credits" in est and "required field is missing" in est and "duplicate of input row 0" in est
+    assert "2.2 credits" in est and "required field is missing" in est and "Identical to an earlier row" in est
     assert sandbox.create_count() == 0
 
     app.run_button.click()
@@ -44,10 +44,11 @@ async def test_estimate_then_run_shows_every_row(comments, sandbox, tmp_path) ->
         assert res.loc[cid, "conclusion"] == conclusion, cid
     assert res.loc["c005", "detail"].startswith("- violence")
     assert res.loc["c007", "outcome"] == "rejected"
-    assert res.loc["c013", "outcome"] == "rejected"
+    # The duplicate of c001 carries its verdict instead of being rejected.
+    assert res.loc["c013", "outcome"] == "completed" and res.loc["c013", "duplicate_of"] == 0
     # A job that fails is a row with Akool's message, not an exception.
     assert res.loc["c021", "outcome"] == "failed" and res.loc["c021", "error_message"]
-    assert app.status == "finished" and app.status_text.startswith("Finished: 21 completed, 1 failed, 2 rejected")
+    assert app.status == "finished" and app.status_text.startswith("Finished: 22 completed, 1 failed, 1 rejected")
     assert sandbox.create_count("moderation") == 22
 
     table = app._results_html.value
@@ -70,7 +71,7 @@ async def test_filter_shows_only_the_chosen_verdicts(comments, sandbox, tmp_path
     html = app._results_html.value
     assert html.count('<tr class="akool-row') == 5 and "akool-conclusion-compliant" not in html
     app._filter.value = "problems"
-    assert app._results_html.value.count('<tr class="akool-row') == 3  # 2 rejected + 1 failed
+    assert app._results_html.value.count('<tr class="akool-row') == 2  # 1 rejected + 1 failed
 
 
 async def test_form_changes_update_the_estimate(comments, sandbox, tmp_path) -> None:
@@ -116,7 +117,7 @@ async def test_live_table_shows_rows_as_they_finish(comments, sandbox, tmp_path)
     assert live["outcome"].isin(["pending", "running", "submitting"]).any()
     assert "rows done" in app._progress_text.value and "submitted" in app._progress_text.value
     await app.wait(timeout=20)
-    assert app.results["outcome"].eq("completed").sum() == 21
+    assert app.results["outcome"].eq("completed").sum() == 22
 
 
 async def test_cancel_mid_run_then_resume_without_paying_twice(comments, sandbox, tmp_path) -> None:
@@ -139,7 +140,7 @@ async def test_cancel_mid_run_then_resume_without_paying_twice(comments, sandbox
     assert "already knows" in again._estimate_html.value
     again.run_button.click()
     await again.wait(timeout=20)
-    assert again.results["outcome"].value_counts().to_dict() == {"completed": 21, "rejected": 2, "failed": 1}
+    assert again.results["outcome"].value_counts().to_dict() == {"completed": 22, "rejected": 1, "failed": 1}
     assert sandbox.create_count("moderation") == 22
     assert sandbox.duplicate_creates() == {}
 
@@ -201,7 +202,7 @@ def test_blocking_run_in_a_script(comments, sandbox, tmp_path) -> None:
     app = make_app(comments, sandbox, tmp_path)
     results = app.run(timeout=30)
     assert app.run_handle is not None and app.run_handle.mode == "thread"
-    assert results["outcome"].eq("completed").sum() == 21
+    assert results["outcome"].eq("completed").sum() == 22
 
 
 def test_bad_arguments_name_the_field(comments, sandbox) -> None:
@@ -235,8 +236,9 @@ async def test_budget_stops_the_run_and_says_so(comments, sandbox, tmp_path) -> 
     app = make_app(comments, sandbox, tmp_path, budget_credits=0.5)
     app.run_button.click()
     await app.wait(timeout=20)
-    counts = app.results["outcome"].value_counts().to_dict()
-    assert counts["completed"] + counts.get("failed", 0) == 5 and sandbox.create_count("moderation") == 5
+    res = app.results
+    sent = res[res["duplicate_of"].isna() & res["outcome"].isin(["completed", "failed"])]
+    assert len(sent) == 5 and sandbox.create_count("moderation") == 5
     assert app.status_text.startswith("Stopped by the budget")
     assert app.result.summary["credits"] <= 0.5
 
@@ -271,4 +273,4 @@ async def test_run_history_goes_to_the_log_widget(comments, sandbox, tmp_path) -
     app.run_button.click()
     await app.wait(timeout=20)
     lines = "".join(o["text"] for o in app._log.outputs if o["output_type"] == "stream")
-    assert "Run: 22 of 24 rows, batch moderation-" in lines and "Finished: 21 completed" in lines
+    assert "Run: 22 of 24 rows, batch moderation-" in lines and "Finished: 22 completed" in lines

@@ -54,7 +54,7 @@ def test_bulk_moderation_headless_without_credentials(tmp_path: Path) -> None:
                  ledger_path=str(tmp_path / "ledger.sqlite"))
     results = pd.read_csv(out)
     assert len(results) == 24
-    assert results["outcome"].value_counts().to_dict() == {"completed": 21, "rejected": 2, "failed": 1}
+    assert results["outcome"].value_counts().to_dict() == {"completed": 22, "rejected": 1, "failed": 1}
     assert results.set_index("comment_id").loc["c005", "conclusion"] == "Non-Compliant"
     assert (tmp_path / "verdicts.costs.csv").exists()
     texts = "".join(o.get("text", "") for o in outputs(nb))
