@@ -15,12 +15,13 @@ from __future__ import annotations
 from akool_flows.sandbox.app import create_app
 from akool_flows.sandbox.config import SandboxConfig
 from akool_flows.sandbox.faults import FAULT_KINDS, FaultRule, Faults
-from akool_flows.sandbox.kinds import KINDS
-from akool_flows.sandbox.moderation import classify, moderation_price
+from akool_flows.sandbox.kinds import BEHAVIOURS
+from akool_flows.sandbox.kinds.pricing import moderation_price
+from akool_flows.sandbox.moderation import classify
 from akool_flows.sandbox.server import Sandbox
 from akool_flows.sandbox.state import SandboxState
 
-KIND_NAMES: tuple[str, ...] = tuple(KINDS)
+KIND_NAMES: tuple[str, ...] = tuple(BEHAVIOURS)
 """Job kind names the sandbox counts creates under (the client registry's names)."""
 
 __all__ = [

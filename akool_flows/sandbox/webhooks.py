@@ -100,8 +100,8 @@ class WebhookDispatcher:
         payload = {
             "_id": job.id,
             "status": status,
-            "type": job.spec.webhook_type,
-            "url": job.spec.webhook_url_field(job, status),
+            "type": job.behaviour.kind.webhook_type,
+            "url": job.behaviour.webhook_url_field(job, status),
         }
         entry: dict[str, Any] = {
             "_id": job.id,

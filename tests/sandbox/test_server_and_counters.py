@@ -164,12 +164,11 @@ async def test_app_factory_with_aiohttp_test_client() -> None:
 
 def test_kind_names_match_the_client_registry() -> None:
     from akool_flows.api.kinds import KINDS as REGISTRY
+    from akool_flows.sandbox.kinds import BEHAVIOURS
 
-    assert set(KIND_NAMES) == set(REGISTRY)
+    assert KIND_NAMES == tuple(REGISTRY)
     for name, kind in REGISTRY.items():
-        from akool_flows.sandbox.kinds import KINDS
-
-        assert KINDS[name].path == kind.create_path, name
+        assert BEHAVIOURS[name].kind is kind, name
 
 
 def test_cli_prints_how_to_connect_and_stops_on_ctrl_c(tmp_path) -> None:
