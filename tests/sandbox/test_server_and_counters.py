@@ -116,7 +116,8 @@ def test_latency_is_added_to_api_requests_only(sandbox: Sandbox, client: httpx.C
     ({"latency": -1}, "latency"),
     ({"credits": "many"}, "credits must be a number"),
     ({"rate_limit_per_second": 0}, "rate_limit_per_second"),
-    ({"client_secret": "short"}, "24 characters"),
+    ({"client_secret": "short"}, "client_secret must be 16, 24 or 32 bytes"),
+    ({"client_secret": "x" * 33}, "got 33 bytes"),
     ({"port": 70000}, "port"),
     ({"colour": "blue"}, "unknown SandboxConfig field"),
 ])
