@@ -23,8 +23,6 @@ _LANG_RE = re.compile(r"^[a-zA-Z]{2}(?:[-_][a-zA-Z0-9]{2,4})?$")
 
 
 class AnalysisBehaviour(Behaviour):
-    charge_fields = ("deduction_credit",)
-
     def base(self, job: Job, plan: Plan) -> dict[str, Any]:
         return {
             "create_time": job.created_ms,

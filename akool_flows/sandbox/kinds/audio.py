@@ -11,7 +11,7 @@ from akool_flows.sandbox import validation as v
 from akool_flows.sandbox.errors import param_error
 from akool_flows.sandbox.jobs import Job
 from akool_flows.sandbox.kinds import pricing
-from akool_flows.sandbox.kinds.base import ACCOUNT_UID, Behaviour, Plan, Recipe
+from akool_flows.sandbox.kinds.base import Behaviour, Plan, Recipe
 
 if TYPE_CHECKING:
     from akool_flows.sandbox.state import SandboxState
@@ -23,13 +23,9 @@ _RATE_RE = re.compile(r"^(\d{1,3})%$")
 
 
 class AudioBehaviour(Behaviour):
-    charge_fields = ("deduction_credit",)
-
     def base(self, job: Job, plan: Plan) -> dict[str, Any]:
         return {
-            "_id": job.id,
-            "create_time": job.created_ms,
-            "uid": ACCOUNT_UID,
+            **self.stamp(job),
             "from": 3,
             **plan.fields,
             self.result_field: "",

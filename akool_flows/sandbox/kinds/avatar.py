@@ -24,8 +24,6 @@ THIRD_PARTY_HOSTS = ("youtube.com", "youtu.be", "tiktok.com", "x.com", "twitter.
 
 
 class AvatarBehaviour(Behaviour):
-    charge_fields = ("deduction_credit",)
-
     def base(self, job: Job, plan: Plan) -> dict[str, Any]:
         return {
             "_id": job.id,

@@ -50,7 +50,7 @@ class Behaviour:
     """How the sandbox runs one registry kind. Subclasses render their status endpoint's payload."""
 
     #: Credit fields of the payload; a failed job is not charged, so they read 0.
-    charge_fields: ClassVar[tuple[str, ...]] = ()
+    charge_fields: ClassVar[tuple[str, ...]] = ("deduction_credit",)
     create_msg: ClassVar[str] = "OK"
     #: Whether the faceswap ``delbyids`` endpoint may hide this kind's results.
     deletable: ClassVar[bool] = False
@@ -84,6 +84,11 @@ class Behaviour:
         return self._prepare(body, state, self.kind)
 
     # -- payloads ---------------------------------------------------------------------------
+    @staticmethod
+    def stamp(job: Job) -> dict[str, Any]:
+        """The fields most payloads open with: the id, the creation time, the account."""
+        return {"_id": job.id, "create_time": job.created_ms, "uid": ACCOUNT_UID}
+
     def base(self, job: Job, plan: Plan) -> dict[str, Any]:
         """Static fields of the status payload (computed once at creation)."""
         raise NotImplementedError

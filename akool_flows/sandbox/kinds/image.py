@@ -11,7 +11,7 @@ from akool_flows.sandbox import validation as v
 from akool_flows.sandbox.errors import ApiError, param_error
 from akool_flows.sandbox.jobs import COMPLETED, Job, new_uuid
 from akool_flows.sandbox.kinds import pricing
-from akool_flows.sandbox.kinds.base import ACCOUNT_UID, Behaviour, Plan, Recipe
+from akool_flows.sandbox.kinds.base import Behaviour, Plan, Recipe
 
 if TYPE_CHECKING:
     from akool_flows.sandbox.state import SandboxState
@@ -24,13 +24,9 @@ HEX_COLOR_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 
 
 class ImageBehaviour(Behaviour):
-    charge_fields = ("deduction_credit",)
-
     def base(self, job: Job, plan: Plan) -> dict[str, Any]:
         return {
-            "_id": job.id,
-            "create_time": job.created_ms,
-            "uid": ACCOUNT_UID,
+            **self.stamp(job),
             "faceswap_quality": 2,
             "image_id": new_uuid(),
             "image_sub_status": 1,

@@ -4,6 +4,7 @@ billed in started 10-second blocks of the driving media."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from akool_flows.api.kinds import JobKind
@@ -12,7 +13,7 @@ from akool_flows.sandbox import validation as v
 from akool_flows.sandbox.errors import ApiError, param_error
 from akool_flows.sandbox.jobs import Job, new_object_id, new_uuid
 from akool_flows.sandbox.kinds import pricing
-from akool_flows.sandbox.kinds.base import ACCOUNT_UID, Behaviour, Plan, Recipe, webhook_fields
+from akool_flows.sandbox.kinds.base import Behaviour, Plan, Recipe, webhook_fields
 from akool_flows.sandbox.kinds.image import HEX_COLOR_RE
 from akool_flows.sandbox.media import media_duration_seconds, url_ext
 
@@ -33,9 +34,7 @@ class VideoBehaviour(Behaviour):
     def base(self, job: Job, plan: Plan) -> dict[str, Any]:
         duration = plan.extra["duration"]
         return {
-            "_id": job.id,
-            "create_time": job.created_ms,
-            "uid": ACCOUNT_UID,
+            **self.stamp(job),
             "faceswap_quality": 2,
             "storage_loc": 1,
             "video_id": new_uuid(),
@@ -61,38 +60,33 @@ class VideoBehaviour(Behaviour):
         return payload
 
 
+def _video_plan(duration: float, fields: dict[str, Any], *, on_created: Callable[[Job], None] | None = None,
+                **extra: Any) -> Plan:
+    """An mp4 whose length, and so its price, is the driving media's ``duration``."""
+    return Plan(cost=pricing.video_credits(duration), fields=fields, result_ext="mp4",
+                extra={"duration": duration, **extra}, on_created=on_created)
+
+
 def _prepare_lipsync(body: dict[str, Any], state: SandboxState, kind: JobKind) -> Plan:
     video_url = v.url(body, "video_url")
     audio_url = v.url(body, "audio_url")
     assert video_url is not None
-    duration = media_duration_seconds(video_url)
-    return Plan(
-        cost=pricing.video_credits(duration),
-        fields={
-            "type": 9,
-            "from": 2,
-            "target_video": video_url,
-            "input_audio": audio_url,
-            "task_id": new_object_id(),
-            "lipsync": True,
-            **webhook_fields(body),
-        },
-        result_ext="mp4",
-        extra={"duration": duration},
-    )
+    return _video_plan(media_duration_seconds(video_url), {
+        "type": 9,
+        "from": 2,
+        "target_video": video_url,
+        "input_audio": audio_url,
+        "task_id": new_object_id(),
+        "lipsync": True,
+        **webhook_fields(body),
+    })
 
 
 def _prepare_talking_photo(body: dict[str, Any], state: SandboxState, kind: JobKind) -> Plan:
     photo = v.url(body, "talking_photo_url")
     audio = v.url(body, "audio_url")
     assert audio is not None
-    duration = media_duration_seconds(audio)
-    return Plan(
-        cost=pricing.video_credits(duration),
-        fields={"type": 5, "from": 2, "talking_photo": photo},
-        result_ext="mp4",
-        extra={"duration": duration},
-    )
+    return _video_plan(media_duration_seconds(audio), {"type": 5, "from": 2, "talking_photo": photo})
 
 
 def _prepare_video_translation(body: dict[str, Any], state: SandboxState, kind: JobKind) -> Plan:
@@ -109,32 +103,25 @@ def _prepare_video_translation(body: dict[str, Any], state: SandboxState, kind: 
     key = (url, language)
     if lipsync and state.lipsync_translation_exists(key):
         raise ApiError(1202)
-    duration = media_duration_seconds(url)
 
     def remember(job: Job) -> None:
         if lipsync:
             state.remember_lipsync_translation(key, job)
 
-    return Plan(
-        cost=pricing.video_credits(duration),
-        fields={
-            "type": 8,
-            "sub_type": 801,
-            "from": 2,
-            "target_video": url,
-            "source_language": source,
-            "language": language,
-            "task_id": new_object_id(),
-            "target_video_md5": hashlib.md5(url.encode(), usedforsecurity=False).hexdigest(),
-            "pre_video_id": "",
-            "lipsync": lipsync,
-            "lipSyncType": lipsync,
-            **webhook_fields(body),
-        },
-        result_ext="mp4",
-        extra={"duration": duration, "lipsync_translation": lipsync},
-        on_created=remember,
-    )
+    return _video_plan(media_duration_seconds(url), {
+        "type": 8,
+        "sub_type": 801,
+        "from": 2,
+        "target_video": url,
+        "source_language": source,
+        "language": language,
+        "task_id": new_object_id(),
+        "target_video_md5": hashlib.md5(url.encode(), usedforsecurity=False).hexdigest(),
+        "pre_video_id": "",
+        "lipsync": lipsync,
+        "lipSyncType": lipsync,
+        **webhook_fields(body),
+    }, lipsync_translation=lipsync, on_created=remember)
 
 
 def _prepare_talking_avatar(body: dict[str, Any], state: SandboxState, kind: JobKind) -> Plan:
@@ -193,13 +180,9 @@ def _prepare_talking_avatar(body: dict[str, Any], state: SandboxState, kind: Job
         raise param_error(f"elements must contain exactly one avatar element, got {seen.get('avatar', 0)}")
     if not audio_url:
         raise param_error("elements must contain an audio element (what the avatar says)")
-    duration = media_duration_seconds(audio_url)
-    return Plan(
-        cost=pricing.video_credits(duration),
-        fields={"task_id": new_object_id(), "width": width, "height": height, "avatar_from": avatar_from},
-        result_ext="mp4",
-        extra={"duration": duration, "subset_answer": True},
-    )
+    return _video_plan(media_duration_seconds(audio_url),
+                       {"task_id": new_object_id(), "width": width, "height": height, "avatar_from": avatar_from},
+                       subset_answer=True)
 
 
 RECIPES = {
