@@ -5,6 +5,11 @@ clock-driven job lifecycle, deterministic failures (``sandbox-fail`` in any inpu
 string) and moderation verdicts, an account balance, token / API-key auth, rate
 limiting, fault injection, encrypted webhooks and result files with real bytes.
 
+Paths and field names come from the client registry (``akool_flows.api.kinds``); what each
+kind does is ``akool_flows.sandbox.kinds``. Request validation is written from the docs and
+deliberately does not reuse the client's pydantic models, so the sandbox can catch the
+client's mistakes instead of sharing them.
+
 >>> from akool_flows.sandbox import Sandbox, SandboxConfig
 >>> with Sandbox(SandboxConfig(job_seconds=0.5)) as sb:   # doctest: +SKIP
 ...     env = sb.env()                                      # AKOOL_BASE_URL, AKOOL_API_TOKEN...
