@@ -8,6 +8,8 @@ fields, cancel fields and request bodies (the registry's ``example``) all come f
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -82,6 +84,15 @@ def test_the_app_routes_every_registry_path() -> None:
         assert ("GET", kind.status_path) in routes, kind.name
         if kind.cancel_path:
             assert ("POST", kind.cancel_path) in routes, kind.name
+
+
+def test_a_registry_kind_without_a_behaviour_fails_the_sandbox_import() -> None:
+    code = ("import dataclasses, akool_flows.api.kinds as k; "
+            "k.KINDS['brand_new'] = dataclasses.replace(k.KINDS['tts'], name='brand_new'); "
+            "import akool_flows.sandbox")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "ImportError" in proc.stderr and "'brand_new'" in proc.stderr and "no behaviour" in proc.stderr
 
 
 @pytest.mark.parametrize("name", list(KINDS))
