@@ -102,13 +102,14 @@ def test_admin_http_api(sandbox: Sandbox, client: httpx.Client) -> None:
 
 
 def test_latency_is_added_to_api_requests_only(sandbox: Sandbox, client: httpx.Client) -> None:
-    sandbox.configure(latency=0.1)
+    # A latency well above what a loaded machine (2 shared cores) adds to an admin request.
+    sandbox.configure(latency=0.5)
     start = time.monotonic()
     client.get(f"{V3}/faceswap/quota/info")
-    assert time.monotonic() - start >= 0.1
+    assert time.monotonic() - start >= 0.5
     start = time.monotonic()
     httpx.get(f"{sandbox.base_url}/_sandbox/stats")
-    assert time.monotonic() - start < 0.1
+    assert time.monotonic() - start < 0.5
 
 
 @pytest.mark.parametrize(("changes", "message"), [
