@@ -7,7 +7,6 @@ kind is one entry here (plus its request model in ``models.py``).
 
 from __future__ import annotations
 
-import math
 import re
 import typing
 from collections.abc import Callable, Mapping
@@ -20,6 +19,7 @@ from pydantic.fields import FieldInfo
 
 from akool_flows.api import models as m
 from akool_flows.api.errors import UnknownKindError, ValidationError
+from akool_flows.api.pricing import MODERATION_PRICE, moderation_credits  # noqa: F401 - re-exported
 
 V3 = "/api/open/v3"
 V4 = "/api/open/v4"
@@ -180,27 +180,6 @@ def describe_validation_error(kind: JobKind, exc: PydanticValidationError) -> st
                 msg = f"expected {described}"
             problems.append(f"{loc}: {msg}{shown}")
     return f"{kind.name}: " + "; ".join(problems)
-
-
-# Jarvis pricing from the docs: credits per unit.
-MODERATION_PRICE = {"text_per_600_chars": 0.1, "image": 0.2, "audio_per_min": 0.5, "video_per_min": 1.0}
-
-
-def moderation_credits(type_: int, content: str, *, duration_seconds: float | None = None) -> float | None:
-    """Jarvis price of one moderation: text per started 600 characters, image each, audio/video
-    per started minute when the duration is known (None otherwise: we do not invent). Text given
-    as a document URL is None too: its length is only known once Akool has fetched it."""
-    if type_ == 4:
-        if content.strip().lower().startswith(("http://", "https://")):
-            # A document URL (.txt, .pdf, ...): priced by the text Akool fetches, unknown here.
-            return None
-        return round(max(1, math.ceil(len(content) / 600)) * MODERATION_PRICE["text_per_600_chars"], 4)
-    if type_ == 1:
-        return MODERATION_PRICE["image"]
-    if duration_seconds is None:
-        return None
-    per_min = MODERATION_PRICE["audio_per_min" if type_ == 3 else "video_per_min"]
-    return round(max(1, math.ceil(duration_seconds / 60)) * per_min, 4)
 
 
 def _moderation_price(fields: Mapping[str, Any], duration_seconds: float | None) -> float | None:

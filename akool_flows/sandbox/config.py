@@ -7,6 +7,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+from akool_flows.webhook.crypto import check_credentials
+
 __all__ = ["SandboxConfig"]
 
 # Fields that may be changed while the server runs (Python `Sandbox.configure` and
@@ -34,7 +36,8 @@ def _object_id() -> str:
 
 
 def _client_secret() -> str:
-    # The Webhook page fixes the clientSecret (the AES-192 key) at 24 characters.
+    # The Webhook page says Akool issues 24-character secrets (AES-192 keys); its own example
+    # secret has 32 (AES-256), so configured secrets may have any AES key length.
     return secrets.token_urlsafe(18)[:24]
 
 
@@ -107,8 +110,11 @@ class SandboxConfig:
         for name in ("client_id", "token", "api_key"):
             if not isinstance(getattr(self, name), str) or not getattr(self, name):
                 raise ValueError(f"{name} must be a non-empty string")
-        if not isinstance(self.client_secret, str) or len(self.client_secret.encode()) != 24:
-            raise ValueError("client_secret must be exactly 24 characters (it is the AES-192 webhook key)")
+        if not isinstance(self.client_secret, str):
+            raise ValueError("client_secret must be a string (it is the AES key of the webhooks)")
+        # The webhook layer's own rule (16, 24 or 32 bytes), so every secret the sandbox
+        # accepts can encrypt its callbacks; the message names the length, never the secret.
+        check_credentials(self.client_id, self.client_secret)
 
     def replace(self, **changes: Any) -> SandboxConfig:
         """A validated copy with ``changes`` applied (unknown field names are rejected)."""

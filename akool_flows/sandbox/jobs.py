@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import asyncio
 
-    from akool_flows.sandbox.kinds import KindSpec
+    from akool_flows.sandbox.kinds.base import Behaviour
 
 __all__ = ["COMPLETED", "FAILED", "PROCESSING", "QUEUED", "Job", "new_object_id", "new_task_id", "new_uuid"]
 
@@ -54,7 +54,7 @@ class Job:
     """One created job. ``base`` holds the static fields of its status payload."""
 
     id: str
-    spec: KindSpec
+    behaviour: Behaviour  # what the sandbox does for this job's registry kind
     created: float  # time.monotonic()
     created_ms: int  # wall clock, milliseconds (Akool's create_time)
     queued_until: float
@@ -74,7 +74,7 @@ class Job:
 
     @property
     def kind(self) -> str:
-        return self.spec.name
+        return self.behaviour.name
 
     def status(self, now: float | None = None) -> int:
         """The Akool status code at monotonic time ``now`` (default: the current time)."""
@@ -102,7 +102,7 @@ class Job:
 
     def payload(self, now: float | None = None) -> dict[str, Any]:
         """The job as its status endpoint returns it at time ``now``."""
-        return self.spec.render(self, self.status(now))
+        return self.behaviour.render(self, self.status(now))
 
     def summary(self, now: float | None = None) -> dict[str, Any]:
         """A compact description for the admin API and tests."""

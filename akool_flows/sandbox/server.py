@@ -10,10 +10,11 @@ from typing import Any
 
 from aiohttp import web
 
-from akool_flows.sandbox.app import DISPATCHER_KEY, apply_config, create_app, set_balance
+from akool_flows.sandbox.admin import apply_config, set_balance
+from akool_flows.sandbox.app import DISPATCHER_KEY, create_app
 from akool_flows.sandbox.config import SandboxConfig
 from akool_flows.sandbox.faults import Faults
-from akool_flows.sandbox.kinds import KINDS
+from akool_flows.sandbox.kinds import check_kind_name
 from akool_flows.sandbox.state import SandboxState
 
 __all__ = ["Sandbox"]
@@ -197,7 +198,7 @@ class Sandbox:
 
     @property
     def client_secret(self) -> str:
-        """The 24-character clientSecret (also the AES key of this sandbox's webhooks)."""
+        """The clientSecret: 24 characters by default, 16 or 32 if configured (the AES key of the webhooks)."""
         return self._state.config.client_secret
 
     @property
@@ -248,8 +249,7 @@ class Sandbox:
 
     def jobs(self, kind: str | None = None) -> list[dict[str, Any]]:
         """A summary of every job (optionally of one kind): id, kind, status, cost, input hash..."""
-        if kind is not None and kind not in KINDS:
-            raise ValueError(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
+        check_kind_name(kind)
         with self._state.lock:
             return [job.summary() for job in self._state.jobs.values() if kind is None or job.kind == kind]
 

@@ -14,21 +14,20 @@ import secrets
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from akool_flows.sandbox import catalog
 from akool_flows.sandbox.config import SandboxConfig
 from akool_flows.sandbox.errors import ApiError
 from akool_flows.sandbox.faults import Faults
-from akool_flows.sandbox.jobs import COMPLETED, FAILED, Job, new_object_id, new_task_id
-from akool_flows.sandbox.kinds import KINDS, KindSpec, Plan
+from akool_flows.sandbox.jobs import COMPLETED, FAILED, Job, new_object_id
+from akool_flows.sandbox.kinds import Behaviour, Plan, check_kind_name
 
 __all__ = ["FAIL_MARKER", "SLOW_MARKER", "SandboxState", "input_hash"]
 
 FAIL_MARKER = "sandbox-fail"
 SLOW_MARKER = "sandbox-slow"
-CANCELLED = (1016, "The job was cancelled by /api/open/v3/faceswap/job/del")
 _WEBHOOK_LOG_SIZE = 10_000
 
 
@@ -147,10 +146,10 @@ class SandboxState:
             return False
 
     # -- jobs -----------------------------------------------------------------------------
-    def create_job(self, spec: KindSpec, body: dict[str, Any], files_base: str) -> Job:
-        """Validate ``body`` for ``spec``, charge the account and create the job (or raise ApiError)."""
+    def create_job(self, behaviour: Behaviour, body: dict[str, Any], files_base: str) -> Job:
+        """Validate ``body`` for ``behaviour``, charge the account and create the job (or raise ApiError)."""
         with self.lock:
-            plan: Plan = spec.prepare(body, self)
+            plan: Plan = behaviour.prepare(body, self)
             cost = round(float(plan.cost), 6)
             if self.balance + 1e-9 < cost:
                 raise ApiError(1006, f"Your quota is not enough: this job needs {cost:g} credits, "
@@ -173,7 +172,7 @@ class SandboxState:
             charged = 0.0 if failing else cost
             job = Job(
                 id=job_id,
-                spec=spec,
+                behaviour=behaviour,
                 created=now,
                 created_ms=int(time.time() * 1000),
                 queued_until=min(now + self.config.queue_seconds * factor, done_at),
@@ -181,43 +180,44 @@ class SandboxState:
                 cost=charged,
                 base={},
                 result_url=result_url,
-                webhook_url=body.get("webhookUrl") or None,
-                input_hash=input_hash(spec.name, body),
-                failure=spec.error if failing else None,
-                task_id=new_task_id() if spec.group == "faceswap" else None,
+                # A kind without a webhook type never calls back (the docs list no type for it).
+                webhook_url=(body.get("webhookUrl") or None) if behaviour.kind.webhook_type else None,
+                input_hash=input_hash(behaviour.name, body),
+                failure=behaviour.error if failing else None,
+                task_id=behaviour.task_id(),
                 extra={**plan.extra, "files_base": files_base, "nominal_cost": cost},
             )
-            job.base = spec.base(job, plan)
+            job.base = behaviour.base(job, plan)
             self.balance = round(self.balance - charged, 6)
             self.credits_charged = round(self.credits_charged + charged, 6)
             self.jobs[job_id] = job
             if job.task_id:
                 self.task_ids[job.task_id] = job
-            self.creates[spec.name] += 1
+            self.creates[behaviour.name] += 1
             self.create_inputs[job.input_hash] += 1
             if plan.on_created is not None:
                 plan.on_created(job)
             return job
 
-    def find_job(self, group: str, job_id: str) -> Job:
-        """The job ``job_id`` reported by status group ``group``; 1008 when there is none."""
+    def reported_job(self, status_path: str, job_id: str) -> Job | None:
+        """The job ``job_id`` if the status endpoint ``status_path`` reports it (not deleted)."""
         job = self.jobs.get(job_id)
-        if job is None or job.spec.group != group or job.deleted:
-            raise ApiError(1008, f"The content you get does not exist: no {group} job with id {job_id!r}")
+        if job is None or job.behaviour.kind.status_path != status_path or job.deleted:
+            return None
         return job
 
-    def cancel_tasks(self, task_ids: Iterable[str]) -> list[Job]:
-        """Cancel unfinished faceswap/re-age jobs by ``job_id``; credits are refunded."""
-        cancelled = []
+    def find_job(self, status_path: str, job_id: str) -> Job:
+        """Like :meth:`reported_job`, but 1008 when there is no such job."""
+        job = self.reported_job(status_path, job_id)
+        if job is None:
+            raise ApiError(1008, f"The content you get does not exist: no job {job_id!r} at {status_path}")
+        return job
+
+    def reported_jobs(self, status_path: str) -> list[Job]:
+        """Every job the status endpoint ``status_path`` reports, oldest first."""
         with self.lock:
-            for task_id in task_ids:
-                job = self.task_ids.get(task_id)
-                if job is None or job.status() >= COMPLETED:
-                    continue
-                job.end_now("cancel", CANCELLED)
-                self.refund(job)
-                cancelled.append(job)
-        return cancelled
+            return [job for job in self.jobs.values()
+                    if job.behaviour.kind.status_path == status_path and not job.deleted]
 
     def refund(self, job: Job) -> None:
         with self.lock:
@@ -275,8 +275,7 @@ class SandboxState:
 
     def create_count(self, kind: str | None = None) -> int:
         """Jobs created (accepted create calls), in total or for one kind name."""
-        if kind is not None and kind not in KINDS:
-            raise ValueError(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
+        check_kind_name(kind)
         with self.lock:
             return self.creates[kind] if kind else sum(self.creates.values())
 

@@ -1,4 +1,9 @@
-"""Field checks for request bodies and queries; each failure is a 1003 naming field and rule."""
+"""Field checks for request bodies and queries; each failure is a 1003 naming field and rule.
+
+These checks are written from the docs, not from the client's pydantic models
+(``akool_flows.api.models``), on purpose: a sandbox that validated with the client's own
+models would accept whatever the client gets wrong.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from akool_flows.sandbox.errors import ApiError, param_error
 __all__ = [
     "boolean",
     "face_list",
+    "id_list",
     "integer",
     "number",
     "one_of",
@@ -168,3 +174,19 @@ def query_int(query: Mapping[str, str], name: str, *, default: int | None = None
         raise param_error(f"{name} must be an integer, got {raw!r}") from None
     _check_range(name, value, minimum, maximum)
     return value
+
+
+def id_list(raw: Any, name: str) -> list[str]:
+    """Ids as a comma-separated string (the docs' form) or a JSON array of strings; at least one."""
+    if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+        parts = raw
+    elif isinstance(raw, str):
+        parts = raw.split(",")
+    elif raw is None:
+        parts = []
+    else:
+        raise param_error(f"{name} must be a comma-separated string of ids")
+    ids = [p.strip() for p in parts if p.strip()]
+    if not ids:
+        raise param_error(f"{name} is required (ids separated by commas)")
+    return ids

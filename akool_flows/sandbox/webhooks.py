@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from akool_flows.sandbox.jobs import COMPLETED, PROCESSING, Job
+from akool_flows.webhook.crypto import build_webhook_body
 
 if TYPE_CHECKING:
     from akool_flows.sandbox.state import SandboxState
@@ -100,8 +101,8 @@ class WebhookDispatcher:
         payload = {
             "_id": job.id,
             "status": status,
-            "type": job.spec.webhook_type,
-            "url": job.spec.webhook_url_field(job, status),
+            "type": job.behaviour.kind.webhook_type,
+            "url": job.behaviour.webhook_url_field(job, status),
         }
         entry: dict[str, Any] = {
             "_id": job.id,
@@ -113,13 +114,6 @@ class WebhookDispatcher:
             "http_status": None,
             "error": None,
         }
-        try:
-            from akool_flows.webhook import build_webhook_body
-        except ImportError as exc:  # the webhook module is written separately; say so plainly
-            entry["error"] = f"akool_flows.webhook.build_webhook_body is not available: {exc}"
-            log.warning("sandbox webhook for job %s not sent: %s", job.id, entry["error"])
-            self.state.record_webhook(entry)
-            return
         # One body for all attempts: a retry is the same event, so receivers can dedupe it.
         body = build_webhook_body(payload, config.client_id, config.client_secret)
         delay = config.webhook_retry_seconds

@@ -194,6 +194,21 @@ def test_live_session_lifecycle(sandbox: Sandbox, client: httpx.Client) -> None:
     assert ok_data(client.get(f"{V4}/liveAvatar/session/list", params={"status": 2}))["count"] == 0
 
 
+@pytest.mark.parametrize("field", ["id", "session_id"])  # the docs' field, the LiveKit plugin's field
+def test_close_session_by_either_field(client: httpx.Client, field: str) -> None:
+    path, body = EXAMPLES["live_session"]
+    created = ok_data(client.post(path, json=body))
+    ok_data(client.post(f"{V4}/liveAvatar/session/close", json={field: created["_id"]}))
+    assert status_of(client, "live_session", created["_id"])["status"] == 3
+    assert code_of(client.post(f"{V4}/liveAvatar/session/close", json={field: created["_id"]})) == 1219
+    assert code_of(client.post(f"{V4}/liveAvatar/session/close", json={field: "0" * 24})) == 1008
+
+
+def test_close_session_without_an_id_is_1003(client: httpx.Client) -> None:
+    answer = client.post(f"{V4}/liveAvatar/session/close", json={}).json()
+    assert answer["code"] == 1003 and "id" in answer["msg"]
+
+
 def test_image_button_needs_a_completed_grid_and_each_button_once(client: httpx.Client) -> None:
     origin = ok_data(client.post(*EXAMPLES["image_generate"][:1], json=EXAMPLES["image_generate"][1]))
     button = f"{V3}/content/image/createbybutton"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import httpx
@@ -72,6 +74,28 @@ def test_verdicts_are_deterministic_and_well_formed(type_: int, content: str) ->
 ])
 def test_jarvis_pricing(type_: int, content: str, credits: float) -> None:
     assert moderation_price(type_, content) == credits
+
+
+@pytest.mark.parametrize(("type_", "content"), [
+    (4, "x" * 1201),
+    (1, "https://cdn.example.com/a.png"),
+    (3, "https://cdn.example.com/a.mp3?duration=61"),
+    (2, "https://cdn.example.com/a.mp4?duration=125"),
+])
+def test_the_sandbox_charges_what_the_client_estimates(type_: int, content: str) -> None:
+    from akool_flows.api.kinds import KINDS
+    from akool_flows.sandbox.media import media_duration_seconds
+
+    duration = media_duration_seconds(content) if type_ in (2, 3) else None
+    estimate = KINDS["moderation"].estimate_credits({"type": type_, "content": content}, duration_seconds=duration)
+    assert moderation_price(type_, content) == estimate
+
+
+def test_the_shared_price_table_imports_neither_the_sandbox_nor_aiohttp() -> None:
+    code = ("import sys, akool_flows.api.pricing; "
+            "print(sorted(m for m in sys.modules if m.startswith(('akool_flows.sandbox', 'aiohttp'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 @settings(max_examples=100, deadline=None)

@@ -102,13 +102,14 @@ def test_admin_http_api(sandbox: Sandbox, client: httpx.Client) -> None:
 
 
 def test_latency_is_added_to_api_requests_only(sandbox: Sandbox, client: httpx.Client) -> None:
-    sandbox.configure(latency=0.1)
+    # A latency well above what a loaded machine (2 shared cores) adds to an admin request.
+    sandbox.configure(latency=0.5)
     start = time.monotonic()
     client.get(f"{V3}/faceswap/quota/info")
-    assert time.monotonic() - start >= 0.1
+    assert time.monotonic() - start >= 0.5
     start = time.monotonic()
     httpx.get(f"{sandbox.base_url}/_sandbox/stats")
-    assert time.monotonic() - start < 0.1
+    assert time.monotonic() - start < 0.5
 
 
 @pytest.mark.parametrize(("changes", "message"), [
@@ -116,7 +117,8 @@ def test_latency_is_added_to_api_requests_only(sandbox: Sandbox, client: httpx.C
     ({"latency": -1}, "latency"),
     ({"credits": "many"}, "credits must be a number"),
     ({"rate_limit_per_second": 0}, "rate_limit_per_second"),
-    ({"client_secret": "short"}, "24 characters"),
+    ({"client_secret": "short"}, "client_secret must be 16, 24 or 32 bytes"),
+    ({"client_secret": "x" * 33}, "got 33 bytes"),
     ({"port": 70000}, "port"),
     ({"colour": "blue"}, "unknown SandboxConfig field"),
 ])
@@ -164,12 +166,11 @@ async def test_app_factory_with_aiohttp_test_client() -> None:
 
 def test_kind_names_match_the_client_registry() -> None:
     from akool_flows.api.kinds import KINDS as REGISTRY
+    from akool_flows.sandbox.kinds import BEHAVIOURS
 
-    assert set(KIND_NAMES) == set(REGISTRY)
+    assert KIND_NAMES == tuple(REGISTRY)
     for name, kind in REGISTRY.items():
-        from akool_flows.sandbox.kinds import KINDS
-
-        assert KINDS[name].path == kind.create_path, name
+        assert BEHAVIOURS[name].kind is kind, name
 
 
 def test_cli_prints_how_to_connect_and_stops_on_ctrl_c(tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -114,8 +115,6 @@ def test_cancelled_faceswap_reports_status_4_once(sandbox: Sandbox, client: http
     ok_data(client.post("/api/open/v3/faceswap/job/del", json={"job_ids": job["job_id"]}))
     wait_for(lambda: len(receiver.bodies) == 1)
     assert _decrypt(sandbox, receiver.bodies[0])["status"] == 4
-    import time
-
     time.sleep(0.5)  # neither the processing nor the original completion callback follows
     assert len(receiver.bodies) == 1
 
@@ -168,3 +167,44 @@ def test_callbacks_fire_without_anyone_polling(sandbox: Sandbox, client: httpx.C
     ok_data(client.post(path, json={**body, "webhookUrl": receiver.url}))
     wait_for(lambda: len(receiver.bodies) == 2)
     assert sandbox.stats()["polls"] == 0
+
+
+# The Webhook page's example credentials: a 22-character clientId (cut to a 16-byte IV) and a
+# 32-character clientSecret, i.e. an AES-256 key, although the page says secrets have 24.
+DOCS_CLIENT_ID = "AKDt8rWEczpYPzCGur2xE="
+DOCS_SECRET = "nmwUjMAK0PJpl0MOiXLOOOwZADm0gkLo"
+
+
+def test_a_32_character_secret_gets_tokens_and_encrypts_callbacks(receiver: Receiver) -> None:
+    config = SandboxConfig(**FAST, client_id=DOCS_CLIENT_ID, client_secret=DOCS_SECRET, webhook_on_processing=False)
+    with Sandbox(config) as sb:
+        answer = httpx.post(f"{sb.base_url}/api/open/v3/getToken",
+                            json={"clientId": DOCS_CLIENT_ID, "clientSecret": DOCS_SECRET}).json()
+        assert answer["code"] == 1000
+        with httpx.Client(base_url=sb.base_url, headers={"Authorization": f"Bearer {answer['token']}"}) as client:
+            path, body = EXAMPLES["tts"]
+            job = ok_data(client.post(path, json={**body, "webhookUrl": receiver.url}))
+            wait_for(lambda: len(receiver.bodies) == 1)
+        payload = _decrypt(sb, receiver.bodies[0])  # verified and decrypted with the 32-byte key
+        assert payload["_id"] == job["_id"] and payload["status"] == 3
+        assert sb.env("client")["AKOOL_CLIENT_SECRET"] == DOCS_SECRET
+
+
+def test_webhook_types_are_the_client_registrys(sandbox: Sandbox, client: httpx.Client,
+                                               receiver: Receiver) -> None:
+    from akool_flows.api.kinds import KINDS
+
+    # The docs' Webhook page lists no type for live-avatar sessions and the create-session table
+    # has no webhookUrl; Akool's LiveKit plugin sends none. Both layers say: no callback.
+    assert KINDS["live_session"].webhook_type is None and not KINDS["live_session"].accepts_webhook
+    assert {k: KINDS[k].webhook_type for k in EXPECTED_TYPES} == EXPECTED_TYPES
+    sandbox.configure(session_time_scale=0.1 / 600)
+    path, body = EXAMPLES["live_session"]
+    # Some of the docs' code samples send webhookUrl anyway: accepted, and never called.
+    session = ok_data(client.post(path, json={**body, "webhookUrl": receiver.url}))
+    tts_path, tts_body = EXAMPLES["tts"]
+    ok_data(client.post(tts_path, json={**tts_body, "webhookUrl": receiver.url}))
+    wait_for(lambda: len(receiver.bodies) == 2 and sandbox.job_payload(session["_id"])["status"] == 3)
+    time.sleep(0.1)
+    assert {_decrypt(sandbox, b)["type"] for b in receiver.bodies} == {"audio"}
+    assert not any(d["kind"] == "live_session" for d in sandbox.webhook_deliveries())

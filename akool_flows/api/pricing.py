@@ -1,0 +1,37 @@
+"""Prices the docs publish, as pure functions: the client's estimate and the sandbox's charge.
+
+Only Jarvis (moderation) has a published price table; the other kinds report what they
+cost in their status payload after the fact (``deduction_*`` fields). Both the client
+registry and the sandbox import this module, so the table is written once.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["MODERATION_PRICE", "moderation_credits"]
+
+# Jarvis pricing from the docs: credits per unit.
+MODERATION_PRICE = {"text_per_600_chars": 0.1, "image": 0.2, "audio_per_min": 0.5, "video_per_min": 1.0}
+
+
+def moderation_credits(type_: int, content: str = "", *, duration_seconds: float | None = None,
+                       chars: int | None = None) -> float | None:
+    """Jarvis price of one moderation: text per started 600 characters, image each, audio/video
+    per started minute when the duration is known (None otherwise: we do not invent). Text given
+    as a document URL is None too unless ``chars`` says how long the fetched text is.
+
+    ``chars`` overrides ``len(content)`` when the billed text is not ``content`` itself (the
+    sandbox knows the length of the text behind a URL; the client does not).
+    """
+    if type_ == 4:
+        if chars is None and content.strip().lower().startswith(("http://", "https://")):
+            return None  # a .txt/.pdf/... URL: billed by the text Akool fetches, unknown here
+        length = len(content) if chars is None else chars
+        return round(max(1, math.ceil(length / 600)) * MODERATION_PRICE["text_per_600_chars"], 4)
+    if type_ == 1:
+        return MODERATION_PRICE["image"]
+    if duration_seconds is None:
+        return None
+    per_min = MODERATION_PRICE["audio_per_min" if type_ == 3 else "video_per_min"]
+    return round(max(1, math.ceil(duration_seconds / 60)) * per_min, 4)
