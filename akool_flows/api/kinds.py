@@ -61,6 +61,10 @@ class JobKind:
     example: Mapping[str, Any] = field(default_factory=dict)
     #: Fields whose URLs are face-bearing media for which face detect can fill `opts`.
     face_fields: tuple[str, ...] = ()
+    #: Whether a caller that runs one job waits for it to finish unless told otherwise. False
+    #: for jobs whose useful life is while they run (a live session is for streaming: the
+    #: caller wants its id at once, not its end).
+    waits_by_default: bool = True
 
     # -- derived ---------------------------------------------------------------------------
 
@@ -287,7 +291,7 @@ KINDS: dict[str, JobKind] = {k.name: k for k in (
             f"{V4}/liveAvatar/session/create", m.LiveSessionRequest,
             status_path=f"{V4}/liveAvatar/session/detail", status_id_param="id", status_fields=("status",),
             result_fields=(), webhook_type=None, cancel_path=f"{V4}/liveAvatar/session/close",
-            cancel_body_field="id", cancel_id_field="_id", credit_fields=(),
+            cancel_body_field="id", cancel_id_field="_id", credit_fields=(), waits_by_default=False,
             example={"avatar_id": "dvp_Tristan_cloth2_1080P", "duration": 600}),
 )}
 
