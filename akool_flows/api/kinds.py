@@ -85,6 +85,10 @@ class JobKind:
     def required_fields(self) -> list[str]:
         return [f.alias or n for n, f in self.request_model.model_fields.items() if f.is_required()]
 
+    def field_description(self, name: str) -> str | None:
+        """What a request field holds, from its model (also when nested in an Optional), or None."""
+        return _description(self, (name,))
+
     def validate(self, fields: Mapping[str, Any]) -> BaseModel:
         """Validate create fields; raise `ValidationError` naming each bad field and what is allowed."""
         try:
