@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import random
 import time
 import weakref
 from collections.abc import AsyncIterator, Iterable
@@ -27,6 +26,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from akool_flows.api.errors import AkoolError
 from akool_flows.api.jobs import JobStatus
 from akool_flows.api.kinds import get_kind
+from akool_flows.api.retry import backoff_delay
 
 __all__ = ["AkoolJobTrigger"]
 
@@ -234,8 +234,7 @@ class AkoolJobTrigger(BaseTrigger):
                                 yield self._event("error", finished, pending, last, error_code=exc.code,
                                                   message=f"{errors} status polls in a row failed; last: {exc}")
                                 return
-                            delay = min(MAX_BACKOFF, self.poll_interval * 2 ** (errors - 1))
-                            delay = random.uniform(delay / 2, delay)
+                            delay = backoff_delay(errors, base=self.poll_interval, cap=MAX_BACKOFF)
                             self.log.warning("status poll failed (%d in a row), retrying in %.1fs: %s",
                                              errors, delay, exc)
                             found = {}
