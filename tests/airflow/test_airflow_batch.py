@@ -6,6 +6,7 @@ import time
 
 import pandas as pd
 import pytest
+from conftest import StateStore
 
 
 def _csv(tmp_path, n: int = 6):
@@ -65,19 +66,6 @@ def test_missing_input_and_unknown_columns_are_clear_errors(airflow, tmp_path):
         AkoolBatchOperator(task_id="b", kind="moderation", input_path="https://example.com/in.csv").paths()
 
 
-class _StateStore(dict):
-    """The task_state_store accessor's interface, in memory."""
-
-    def get(self, key, default=None):
-        return super().get(key, default)
-
-    def set(self, key, value, **_):
-        self[key] = value
-
-    def delete(self, key):
-        self.pop(key, None)
-
-
 def test_deferred_batch_collects_after_the_trigger_and_refuses_a_swapped_input(airflow, tmp_path):
     from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
@@ -87,7 +75,7 @@ def test_deferred_batch_collects_after_the_trigger_and_refuses_a_swapped_input(a
     path = _csv(tmp_path)
     op = AkoolBatchOperator(task_id="b", kind="moderation", input_path=str(path), columns={"content": "text"},
                             defaults={"type": 4}, poll_interval=0.1, deferrable=True)
-    store = _StateStore()
+    store = StateStore()
     polls_before = sb.stats()["polls"]
     with pytest.raises(TaskDeferred) as deferred:
         op.execute({"task_state_store": store})
