@@ -5,9 +5,9 @@ first: a webhook event in the event store (when the connection names one) or a s
 
 Polls are cheap at scale: every trigger on one triggerer process shares one client per
 connection, polls on a clock-aligned grid (all triggers with the same ``poll_interval`` poll
-in the same instant), and the status requests made in that instant are merged per job kind,
-so a thousand deferred face swap tasks cost ten ``listbyids`` requests per interval, not a
-thousand. Transient failures (network, 5xx, rate limit) back off and retry; a job that
+in the same instant), and the status requests made in that instant are merged per job kind
+by `akool_flows.api.coalesce.StatusCoalescer`, so a thousand deferred face swap tasks cost
+ten ``listbyids`` requests per interval, not a thousand. Transient failures (network, 5xx, rate limit) back off and retry; a job that
 failed reports Akool's code and message.
 """
 
@@ -18,11 +18,12 @@ import contextlib
 import math
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from akool_flows.api.coalesce import StatusCoalescer
 from akool_flows.api.errors import AkoolError
 from akool_flows.api.jobs import JobStatus
 from akool_flows.api.kinds import get_kind
@@ -30,8 +31,6 @@ from akool_flows.api.retry import backoff_delay
 
 __all__ = ["AkoolJobTrigger"]
 
-#: Status requests arriving within this window on one event loop are merged into one.
-COALESCE_WINDOW = 0.05
 #: Longest pause between polls after transient failures, seconds.
 MAX_BACKOFF = 300.0
 #: Above this many pending jobs, webhook events are read every EVENT_CHECK_INTERVAL seconds
@@ -42,86 +41,40 @@ EVENT_CHECK_INTERVAL = 2.0
 MISSING_POLLS_LIMIT = 3
 
 
-class _SharedClient:
-    """One `AsyncAkoolClient` per (event loop, connection) for every trigger on that loop,
-    with concurrent status requests merged per kind."""
+class _Shared:
+    """One connection's `StatusCoalescer` on one event loop, and how many triggers use it."""
 
     def __init__(self, conn_id: str) -> None:
-        self.conn_id = conn_id
+        self.poller = StatusCoalescer(connect=lambda: _connect(conn_id))
         self.users = 0
-        self._client: Any = None
-        self._client_lock = asyncio.Lock()
-        self._pending: dict[str, tuple[set[str], list[asyncio.Future]]] = {}
-        self._flushers: dict[str, asyncio.Task] = {}
-        #: Status requests actually sent (each may cover many triggers); for tests and metrics.
-        self.requests_sent = 0
-
-    async def client(self) -> Any:
-        async with self._client_lock:
-            if self._client is None:
-                from akool_flows.airflow.hooks import AkoolHook
-
-                self._client = await AkoolHook(self.conn_id).aget_async_client()
-            return self._client
-
-    async def statuses(self, kind: str, ids: Iterable[str]) -> dict[str, JobStatus]:
-        wanted = list(dict.fromkeys(ids))
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future = loop.create_future()
-        id_set, futures = self._pending.setdefault(kind, (set(), []))
-        id_set.update(wanted)
-        futures.append(future)
-        if kind not in self._flushers:
-            self._flushers[kind] = loop.create_task(self._flush(kind))
-        found = await future
-        return {i: found[i] for i in wanted if i in found}
-
-    async def _flush(self, kind: str) -> None:
-        await asyncio.sleep(COALESCE_WINDOW)
-        ids, futures = self._pending.pop(kind, (set(), []))
-        self._flushers.pop(kind, None)
-        try:
-            client = await self.client()
-            self.requests_sent += 1
-            found = await client.statuses(kind, sorted(ids))
-        except BaseException as exc:  # noqa: BLE001 - handed to every waiter
-            for f in futures:
-                if not f.done():
-                    f.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for f in futures:
-            if not f.done():
-                f.set_result(found)
-
-    async def aclose(self) -> None:
-        for task in self._flushers.values():
-            task.cancel()
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
 
 
-_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _SharedClient]] = weakref.WeakKeyDictionary()
+async def _connect(conn_id: str) -> Any:
+    from akool_flows.airflow.hooks import AkoolHook
+
+    return await AkoolHook(conn_id).aget_async_client()
+
+
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Shared]] = weakref.WeakKeyDictionary()
 
 
 @contextlib.asynccontextmanager
-async def shared_client(conn_id: str) -> AsyncIterator[_SharedClient]:
-    """The loop's shared client for `conn_id`, closed when its last trigger leaves."""
+async def shared_poller(conn_id: str) -> AsyncIterator[StatusCoalescer]:
+    """The loop's status poller for `conn_id` (one client, coalesced polls), shared by every
+    trigger on this triggerer; its client is closed when the last trigger leaves."""
     loop = asyncio.get_running_loop()
     per_loop = _SHARED.setdefault(loop, {})
     shared = per_loop.get(conn_id)
     if shared is None:
-        shared = per_loop[conn_id] = _SharedClient(conn_id)
+        shared = per_loop[conn_id] = _Shared(conn_id)
     shared.users += 1
     try:
-        yield shared
+        yield shared.poller
     finally:
         shared.users -= 1
         if shared.users == 0:
             per_loop.pop(conn_id, None)
-            await shared.aclose()
+            await shared.poller.aclose()
 
 
 def _next_tick(interval: float, now: float | None = None) -> float:
@@ -202,7 +155,7 @@ class AkoolJobTrigger(BaseTrigger):
         self.log.info("waiting for %d %s job(s): %s", len(pending), self.kind, ", ".join(pending[:5]) +
                       (" ..." if len(pending) > 5 else ""))
         try:
-            async with shared_client(self.akool_conn_id) as shared:
+            async with shared_poller(self.akool_conn_id) as shared:
                 store_url = None
                 if self.use_webhook_store:
                     from akool_flows.airflow.hooks import AkoolHook

@@ -65,11 +65,12 @@ def test_many_triggers_on_one_loop_share_batched_polls(airflow):
 
 def test_transient_poll_failures_back_off_and_recover(airflow, monkeypatch):
     from akool_flows.airflow import triggers
+    from akool_flows.api.coalesce import StatusCoalescer
     from akool_flows.api.errors import ServerError
 
     sb = airflow
     (job,) = _faceswaps(sb, 1)
-    real = triggers._SharedClient.statuses
+    real = StatusCoalescer.statuses
     failures = {"left": 3}
 
     async def flaky(self, kind, ids):
@@ -78,7 +79,7 @@ def test_transient_poll_failures_back_off_and_recover(airflow, monkeypatch):
             raise ServerError("HTTP 502", endpoint=LISTBYIDS, http_status=502)
         return await real(self, kind, ids)
 
-    monkeypatch.setattr(triggers._SharedClient, "statuses", flaky)
+    monkeypatch.setattr(StatusCoalescer, "statuses", flaky)
     started = time.monotonic()
     payload = _first_event(triggers.AkoolJobTrigger(kind="faceswap_image", job_ids=[job.job_id], poll_interval=0.1))
     assert payload["status"] == "success" and failures["left"] == 0
@@ -87,12 +88,13 @@ def test_transient_poll_failures_back_off_and_recover(airflow, monkeypatch):
 
 def test_persistent_failures_end_with_an_error_event(airflow, monkeypatch):
     from akool_flows.airflow import triggers
+    from akool_flows.api.coalesce import StatusCoalescer
     from akool_flows.api.errors import ServerError
 
     async def down(self, kind, ids):
         raise ServerError("HTTP 503", endpoint=LISTBYIDS, http_status=503)
 
-    monkeypatch.setattr(triggers._SharedClient, "statuses", down)
+    monkeypatch.setattr(StatusCoalescer, "statuses", down)
     payload = _first_event(triggers.AkoolJobTrigger(kind="faceswap_image", job_ids=["x" * 24], poll_interval=0.01,
                                                     max_consecutive_errors=3))
     assert payload["status"] == "error" and "4 status polls in a row failed" in payload["message"]
