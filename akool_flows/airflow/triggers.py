@@ -19,6 +19,7 @@ import math
 import time
 import weakref
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -83,6 +84,29 @@ def _next_tick(interval: float, now: float | None = None) -> float:
     return max(0.0, (math.floor(now / interval) + 1) * interval - now)
 
 
+@dataclass
+class _Watch:
+    """Where one trigger run stands."""
+
+    pending: list[str]
+    finished: dict[str, JobStatus] = field(default_factory=dict)
+    #: Last polled status of every job seen (for the event's ``jobs`` on timeout or error).
+    last: dict[str, JobStatus] = field(default_factory=dict)
+    #: job id -> polls in a row in which Akool did not know it.
+    missing: dict[str, int] = field(default_factory=dict)
+    #: Transient poll failures in a row.
+    errors: int = 0
+    store_url: str | None = None
+
+    def finish(self, job_id: str, st: JobStatus) -> None:
+        self.finished[job_id] = st
+        self.pending.remove(job_id)
+
+    @property
+    def failed(self) -> list[JobStatus]:
+        return [s for s in self.finished.values() if s.state == "failed"]
+
+
 class AkoolJobTrigger(BaseTrigger):
     """Fire once every job in `job_ids` (all of one `kind`) has completed or failed.
 
@@ -145,96 +169,119 @@ class AkoolJobTrigger(BaseTrigger):
     # --- run --------------------------------------------------------------------------------
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        pending = list(dict.fromkeys(self.job_ids))
-        finished: dict[str, JobStatus] = {}
-        last: dict[str, JobStatus] = {}
-        missing: dict[str, int] = {}
-        errors = 0
-        store = None
-        interval = self.poll_interval
-        self.log.info("waiting for %d %s job(s): %s", len(pending), self.kind, ", ".join(pending[:5]) +
-                      (" ..." if len(pending) > 5 else ""))
+        """Yield exactly one event. Every failure (connection, client, webhook store) becomes an
+        ``error`` event, as the community providers do: an exception escaping a trigger fails
+        the task through Airflow's generic trigger-failure path, where ``execute_complete``
+        never runs (no Akool-specific message, no collection of a batch's finished rows) and
+        the raw traceback is stored in ``next_kwargs`` as plain JSON."""
+        watch = _Watch(pending=list(dict.fromkeys(self.job_ids)))
+        self.log.info("waiting for %d %s job(s): %s", len(watch.pending), self.kind,
+                      ", ".join(watch.pending[:5]) + (" ..." if len(watch.pending) > 5 else ""))
+        event: TriggerEvent | None = None
         try:
-            async with shared_poller(self.akool_conn_id) as shared:
-                store_url = None
-                if self.use_webhook_store:
-                    from akool_flows.airflow.hooks import AkoolHook
-
-                    store_url = await AkoolHook(self.akool_conn_id).awebhook_store_url()
-                if store_url:
-                    from akool_flows.webhook.store import WebhookEventStore
-
-                    store = await asyncio.to_thread(WebhookEventStore, store_url)
-                    interval = self.webhook_poll_interval or self.poll_interval * 5
-                next_poll = 0.0  # poll at once: the job may already be done
-                while pending:
+            async with shared_poller(self.akool_conn_id) as poller:
+                store = await self._open_store(watch)
+                try:
+                    event = await self._watch(poller, store, watch)
+                finally:
                     if store is not None:
-                        self._take_events(store, await asyncio.to_thread(
-                            store.latest_many, pending, terminal_only=True), pending, finished)
-                    delay = None
-                    if pending and time.monotonic() >= next_poll:
-                        polled = pending[: self.max_ids_per_poll]
-                        try:
-                            found = await shared.statuses(self.kind, polled)
-                            errors = 0
-                        except AkoolError as exc:
-                            if not exc.retryable:
-                                yield self._event("error", finished, pending, last,
-                                                  message=f"status poll failed: {exc}", error_code=exc.code)
-                                return
-                            errors += 1
-                            if errors > self.max_consecutive_errors:
-                                yield self._event("error", finished, pending, last, error_code=exc.code,
-                                                  message=f"{errors} status polls in a row failed; last: {exc}")
-                                return
-                            delay = backoff_delay(errors, base=self.poll_interval, cap=MAX_BACKOFF)
-                            self.log.warning("status poll failed (%d in a row), retrying in %.1fs: %s",
-                                             errors, delay, exc)
-                            found = {}
-                        else:
-                            for job_id in polled:
-                                st = found.get(job_id)
-                                if st is None:
-                                    missing[job_id] = missing.get(job_id, 0) + 1
-                                    if missing[job_id] >= MISSING_POLLS_LIMIT:
-                                        yield self._event(
-                                            "error", finished, pending, last, error_code=1008,
-                                            message=f"{self.kind} job {job_id} is unknown to Akool "
-                                                    f"({missing[job_id]} polls in a row)")
-                                        return
-                                    continue
-                                missing.pop(job_id, None)
-                                last[job_id] = st
-                                if st.done:
-                                    finished[job_id] = st
-                                    pending.remove(job_id)
-                        next_poll = time.monotonic() + (delay if delay is not None else _next_tick(interval))
-                    if not pending:
-                        break
-                    if self.end_time is not None and time.time() >= self.end_time:
-                        yield self._event("timeout", finished, pending, last,
-                                          message=f"{len(pending)} {self.kind} job(s) not finished by the deadline")
-                        return
-                    wait = max(0.0, next_poll - time.monotonic())
-                    if self.end_time is not None:
-                        wait = min(wait, max(0.0, self.end_time - time.time()))
-                    if store is not None:
-                        await self._wait_for_events(store, pending, wait)
-                    else:
-                        await asyncio.sleep(wait)
-            failed = [s for s in finished.values() if s.state == "failed"]
-            yield self._event("failed" if failed else "success", finished, pending, last)
-        finally:
+                        await self._close_store(store)
+        except Exception as exc:  # noqa: BLE001 - reported to the task, not swallowed
+            if event is not None:
+                # The answer is known; a failure while letting go of the client must not replace it.
+                self.log.warning("after the %s event, releasing the client failed: %s", event.payload["status"], exc)
+            else:
+                self.log.exception("waiting for %s jobs failed", self.kind)
+                event = self._event("error", watch, message=self._describe(exc, watch),
+                                    error_code=getattr(exc, "code", None))
+        yield event
+
+    async def _open_store(self, watch: _Watch) -> Any:
+        """The webhook event store named by the connection (read here, on the triggerer), or None."""
+        if not self.use_webhook_store:
+            return None
+        from akool_flows.airflow.hooks import AkoolHook
+
+        watch.store_url = await AkoolHook(self.akool_conn_id).awebhook_store_url()
+        if not watch.store_url:
+            return None
+        from akool_flows.webhook.store import WebhookEventStore
+
+        return await asyncio.to_thread(WebhookEventStore, watch.store_url)
+
+    async def _close_store(self, store: Any) -> None:
+        try:
+            await asyncio.to_thread(store.close)
+        except Exception as exc:  # noqa: BLE001 - the jobs' outcome does not depend on it
+            self.log.warning("closing the webhook event store failed: %s", exc)
+
+    async def _watch(self, poller: StatusCoalescer, store: Any, watch: _Watch) -> TriggerEvent:
+        """Poll (and read webhook events) until every job is done, the deadline passes or polling fails."""
+        interval = (self.webhook_poll_interval or self.poll_interval * 5) if store is not None else self.poll_interval
+        next_poll = 0.0  # poll at once: the job may already be done
+        while watch.pending:
             if store is not None:
-                await asyncio.to_thread(store.close)
+                self._take_events(await asyncio.to_thread(store.latest_many, watch.pending, terminal_only=True),
+                                  watch)
+            if watch.pending and time.monotonic() >= next_poll:
+                outcome = await self._poll(poller, watch)
+                if isinstance(outcome, TriggerEvent):
+                    return outcome
+                next_poll = time.monotonic() + (outcome if outcome is not None else _next_tick(interval))
+            if not watch.pending:
+                break
+            if self.end_time is not None and time.time() >= self.end_time:
+                return self._event("timeout", watch, message=f"{len(watch.pending)} {self.kind} job(s) not "
+                                                             "finished by the deadline")
+            await self._sleep(store, watch.pending, next_poll)
+        return self._event("failed" if watch.failed else "success", watch)
 
-    def _take_events(self, store: Any, events: dict[str, Any], pending: list[str],
-                     finished: dict[str, JobStatus]) -> None:
+    async def _poll(self, poller: StatusCoalescer, watch: _Watch) -> TriggerEvent | float | None:
+        """One status poll of the oldest pending jobs: an event that ends the wait, a backoff
+        delay after a transient failure, or None (poll again at the next tick)."""
+        polled = watch.pending[: self.max_ids_per_poll]
+        try:
+            found = await poller.statuses(self.kind, polled)
+        except AkoolError as exc:
+            if not exc.retryable:
+                return self._event("error", watch, message=f"status poll failed: {exc}", error_code=exc.code)
+            watch.errors += 1
+            if watch.errors > self.max_consecutive_errors:
+                return self._event("error", watch, error_code=exc.code,
+                                   message=f"{watch.errors} status polls in a row failed; last: {exc}")
+            delay = backoff_delay(watch.errors, base=self.poll_interval, cap=MAX_BACKOFF)
+            self.log.warning("status poll failed (%d in a row), retrying in %.1fs: %s", watch.errors, delay, exc)
+            return delay
+        watch.errors = 0
+        for job_id in polled:
+            st = found.get(job_id)
+            if st is None:
+                watch.missing[job_id] = watch.missing.get(job_id, 0) + 1
+                if watch.missing[job_id] >= MISSING_POLLS_LIMIT:
+                    return self._event("error", watch, error_code=1008,
+                                       message=f"{self.kind} job {job_id} is unknown to Akool "
+                                               f"({watch.missing[job_id]} polls in a row)")
+                continue
+            watch.missing.pop(job_id, None)
+            watch.last[job_id] = st
+            if st.done:
+                watch.finish(job_id, st)
+        return None
+
+    def _take_events(self, events: dict[str, Any], watch: _Watch) -> None:
         for job_id, event in events.items():
             st = JobStatus.from_event(self.kind, event)
-            if st is not None and job_id in pending:
-                finished[job_id] = st
-                pending.remove(job_id)
+            if st is not None and job_id in watch.pending:
+                watch.finish(job_id, st)
+
+    async def _sleep(self, store: Any, pending: list[str], until: float) -> None:
+        wait = max(0.0, until - time.monotonic())
+        if self.end_time is not None:
+            wait = min(wait, max(0.0, self.end_time - time.time()))
+        if store is not None:
+            await self._wait_for_events(store, pending, wait)
+        else:
+            await asyncio.sleep(wait)
 
     @staticmethod
     async def _wait_for_events(store: Any, pending: list[str], timeout: float) -> None:
@@ -252,29 +299,37 @@ class AkoolJobTrigger(BaseTrigger):
                 try:
                     if await done is not None:
                         return
-                except Exception:  # noqa: BLE001 - a store hiccup: the next poll covers it
+                except Exception:  # noqa: BLE001 - a store hiccup: the next read or poll covers it
                     continue
         finally:
             for w in waiters:
                 w.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
 
-    def _event(self, status: str, finished: dict[str, JobStatus], pending: list[str],
-               last: dict[str, JobStatus], *, message: str | None = None,
+    def _describe(self, exc: Exception, watch: _Watch) -> str:
+        """An unexpected failure for the task's log and the event (plain JSON in the metadata DB):
+        no store URL (it may carry a database password), bounded length."""
+        text = f"waiting for the {self.kind} job(s) failed: {type(exc).__name__}: {exc}"
+        if watch.store_url:
+            text = text.replace(watch.store_url, "<webhook_store_url>")
+        return text[:1000] + (" ..." if len(text) > 1000 else "")
+
+    def _event(self, status: str, watch: _Watch, *, message: str | None = None,
                error_code: int | None = None) -> TriggerEvent:
-        failed = [s for s in finished.values() if s.state == "failed"]
+        failed = watch.failed
         if failed and message is None:
             first = failed[0]
             error_code = first.error_code
             message = (f"{len(failed)} of {len(self.job_ids)} {self.kind} job(s) failed; {first.job_id}: "
                        f"[{first.error_code}] {first.error_message or 'no message from Akool'}")
+        finished = watch.finished
         counts = {"total": len(self.job_ids), "completed": sum(s.state == "completed" for s in finished.values()),
-                  "failed": len(failed), "pending": len(pending)}
+                  "failed": len(failed), "pending": len(watch.pending)}
         payload: dict[str, Any] = {"status": status, "kind": self.kind, "counts": counts,
-                                   "pending": list(pending), "message": message, "error_code": error_code}
+                                   "pending": list(watch.pending), "message": message, "error_code": error_code}
         if self.include_jobs:
             order = {j: i for i, j in enumerate(self.job_ids)}
-            states = {**last, **finished}
+            states = {**watch.last, **finished}
             payload["jobs"] = [states[j].to_dict() for j in sorted(states, key=order.__getitem__)]
         return TriggerEvent(payload)
 
