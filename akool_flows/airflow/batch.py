@@ -9,27 +9,37 @@ ledger and writes the files. A retry (or a rerun on the same file) resumes from 
 finished rows are kept, submitted rows are polled, nothing is paid twice.
 
 Files, next to the input unless ``output_dir`` says otherwise (``<stem>`` is the input file's
-name without extension, plus ``.shard-<i>-of-<n>`` when sharded)::
+name without extension; ``<shard>`` is ``.shard-<i>-of-<n>`` when sharded, else empty)::
 
-    <stem>.akool-results.csv|parquet   one row per input row: outcome, job id, result URL(s),
-                                       conclusion, credits, Akool's error, the input columns
-    <stem>.akool-cost.csv              credits and USD per row, TOTAL row last
-    <stem>.akool-ledger.sqlite         the ledger (keep it: it is what makes retries free)
+    <stem><shard>.akool-results.csv|parquet   one row per input row of the shard: outcome, job id,
+                                              result URL(s), conclusion, credits, Akool's error,
+                                              ``input_index`` and the input columns
+    <stem><shard>.akool-cost.csv              credits and USD per row, TOTAL row last
+    <stem>.akool-ledger.sqlite                the ledger of the input, shared by all its shards
+                                              (keep it: it is what makes retries free)
 
-The ledger must live where every try of the task can reach it: a local path with one
-worker, a shared volume (NFS, EFS, a ReadWriteMany PVC) with Celery or Kubernetes workers.
+The ledger must live where every try of every shard can reach it: a local path with one
+worker, a shared volume with Celery or Kubernetes workers. All shards of an input write the
+same SQLite file, concurrently when they run in parallel: SQLite's WAL mode needs its writers
+on one host (network filesystems do not share its lock memory), so route an input's shards to
+one worker host, or run them one after another.
 
-Shard a big input with dynamic task mapping; each shard has its own results and ledger::
+Shard a big input with dynamic task mapping::
 
     AkoolBatchOperator.partial(task_id="moderate", kind="moderation", input_path=PATH,
                                defaults={"type": 4}, shard_count=8).expand(shard_index=range(8))
+
+A row's shard is decided by a hash of its request (kind and fields), not by its position, and
+the ledger does not depend on the sharding. So identical rows always meet in one shard (which
+sends the request once), and rerunning the input with another ``shard_count`` finds every job
+already paid for in the ledger instead of paying for it again.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
@@ -48,7 +58,7 @@ if TYPE_CHECKING:
 
     from akool_flows.batch import BatchPlan, BatchResult
 
-__all__ = ["AkoolBatchOperator", "BatchPaths"]
+__all__ = ["AkoolBatchOperator", "BatchPaths", "shard_numbers"]
 
 #: Outcomes that fail the task by default: they need a retry (which resumes) or a decision.
 DEFAULT_FAIL_ON = ("uncertain", "timed_out", "cancelled")
@@ -66,6 +76,14 @@ class BatchPaths:
     cost_log: Path
     ledger: Path
     downloads: Path
+
+
+def shard_numbers(kind: str, bodies: Iterable[Any], shard_count: int) -> list[int]:
+    """The shard of each request body: a stable hash of its request key (kind and fields), so
+    identical requests share a shard in every process, whatever their positions in the input."""
+    from akool_flows.batch import row_key_for
+
+    return [int(row_key_for(kind, body), 16) % shard_count for body in bodies]
 
 
 def _is_remote(path: str) -> bool:
@@ -86,8 +104,9 @@ class AkoolBatchOperator(BaseOperator):
         (needed with ``budget_credits`` for those kinds).
     :param durations: column with media seconds (prices audio / video moderation).
     :param results_format: ``csv`` or ``parquet`` (default: the input's format).
-    :param shard_index, shard_count: run rows ``shard_index::shard_count`` of the input only
-        (map ``shard_index`` over ``range(shard_count)``).
+    :param shard_index, shard_count: run the rows whose request hashes to ``shard_index`` out
+        of ``shard_count`` (map ``shard_index`` over ``range(shard_count)``). Identical requests
+        share a shard; the ledger is one per input, whatever the shard count.
     :param akool_conn_id: the ``akool`` connection.
     :param deferrable: wait for the jobs on the triggerer (default ``[operators] default_deferrable``).
     :param poll_interval: seconds between status polls of running jobs.
@@ -178,8 +197,16 @@ class AkoolBatchOperator(BaseOperator):
             return ""
         return f".shard-{self.shard_index}-of-{self.shard_count}"
 
+    def _sharded(self) -> bool:
+        if not self.shard_count or self.shard_count == 1:
+            return False
+        if not isinstance(self.shard_index, int) or not 0 <= self.shard_index < self.shard_count:
+            raise AirflowFailException(f"shard_index must be in [0, {self.shard_count}), got {self.shard_index!r}")
+        return True
+
     def paths(self) -> BatchPaths:
-        """The files of this task (this shard), from the rendered ``input_path`` / ``output_dir``."""
+        """The files of this task (this shard), from the rendered ``input_path`` / ``output_dir``.
+        Results and cost log are per shard; the ledger is the input's, shared by every shard."""
         src = str(self.input_path)
         name = src.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] or "input"
         stem = name
@@ -187,7 +214,7 @@ class AkoolBatchOperator(BaseOperator):
             if stem.lower().endswith(ext):
                 stem = stem[: -len(ext)]
                 break
-        stem += self._shard_suffix()
+        shard = stem + self._shard_suffix()
         if self.output_dir:
             out = Path(str(self.output_dir).removeprefix("file://"))
         elif _is_remote(src):
@@ -196,11 +223,14 @@ class AkoolBatchOperator(BaseOperator):
         else:
             out = Path(src.removeprefix("file://")).resolve().parent
         fmt = self.results_format or ("parquet" if name.lower().endswith((".parquet", ".pq")) else "csv")
-        return BatchPaths(results=out / f"{stem}.akool-results.{fmt}", cost_log=out / f"{stem}.akool-cost.csv",
-                          ledger=out / f"{stem}.akool-ledger.sqlite", downloads=out / f"{stem}.akool-files")
+        # The ledger's name must not depend on the sharding: another shard_count over the same
+        # input must find the jobs already paid for (a row's shard changes with the count).
+        return BatchPaths(results=out / f"{shard}.akool-results.{fmt}", cost_log=out / f"{shard}.akool-cost.csv",
+                          ledger=out / f"{stem}.akool-ledger.sqlite", downloads=out / f"{shard}.akool-files")
 
     def load_input(self) -> Any:
-        """The input rows of this shard as a DataFrame (CSV cells as text, original row labels)."""
+        """Every input row as a DataFrame (CSV cells as text, original row labels); `plan`
+        picks this shard's rows."""
         import pandas as pd
 
         src = str(self.input_path)
@@ -216,23 +246,28 @@ class AkoolBatchOperator(BaseOperator):
                 df = pd.read_csv(local if not _is_remote(src) else src, dtype=str, keep_default_na=False)
         except (OSError, ValueError) as exc:
             raise AirflowFailException(f"cannot read input_path {src!r}: {exc}") from None
-        if self.shard_count and self.shard_count > 1:
-            if not isinstance(self.shard_index, int) or not 0 <= self.shard_index < self.shard_count:
-                raise AirflowFailException(f"shard_index must be in [0, {self.shard_count}), got {self.shard_index!r}")
-            df = df.iloc[self.shard_index :: self.shard_count]
         return df
 
     def plan(self) -> BatchPlan:
+        """This shard's plan: every row of the input mapped to its request, then the rows whose
+        request hashes to this shard planned again on their own (input labels kept)."""
         from akool_flows.batch import BatchInputError, plan_batch
 
+        sharded = self._sharded()
         df = self.load_input()
         paths = self.paths()
         paths.ledger.parent.mkdir(parents=True, exist_ok=True)
+        options = dict(columns=dict(self.columns) if self.columns else None,
+                       defaults=dict(self.defaults) if self.defaults else None, cost_table=self.cost_table,
+                       durations=self.durations, ledger=str(paths.ledger) if paths.ledger.exists() else None,
+                       usd_per_credit=self.usd_per_credit)
         try:
-            plan = plan_batch(df, self.kind, columns=dict(self.columns) if self.columns else None,
-                              defaults=dict(self.defaults) if self.defaults else None, cost_table=self.cost_table,
-                              durations=self.durations, ledger=str(paths.ledger) if paths.ledger.exists() else None,
-                              usd_per_credit=self.usd_per_credit)
+            plan = plan_batch(df, self.kind, **options)
+            if sharded:
+                # Planned alone, this shard's rows get the same request keys as in the whole
+                # input: every copy of a request is here, so the first copy is the input's first.
+                mine = [shard == self.shard_index for shard in shard_numbers(self.kind, plan.bodies, self.shard_count)]
+                plan = plan_batch(df.loc[mine], self.kind, **options)
         except BatchInputError as exc:
             raise AirflowFailException(f"bad batch input: {exc}") from None
         return plan

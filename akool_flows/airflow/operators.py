@@ -16,65 +16,49 @@ What every operator does, in order:
    to that job instead of paying again (see `akool_flows.airflow.state`);
 3. fill face landmarks through face detect for face swap / re-age given plain URLs;
 4. record an intent, create the job, record its id (also pushed to XCom as ``job_id``);
-5. unless ``wait_for_completion=False``: wait in the worker (polling) or, with
+5. unless ``wait_for_completion=False`` (the default for kinds whose registry entry says
+   ``waits_by_default=False``, i.e. live sessions): wait in the worker (polling) or, with
    ``deferrable=True``, in `AkoolJobTrigger` on the triggerer;
 6. return a small JSON dict to XCom: ``job_id, kind, state, result_url, result_urls,
    conclusion, detail, credits, duration, error_code, error_message``.
 
-The per-kind classes are generated from the registry (``akool_flows.api.kinds.KINDS``) so
-their arguments are the request models' fields, no more and no less; they are ordinary
-importable classes with real signatures, docstrings and ``template_fields``.
+The per-kind classes are built from the registry (``akool_flows.api.kinds.KINDS``) by
+`akool_flows.airflow.operator_factory`, so their arguments are the request models' fields, no
+more and no less; they are ordinary importable classes with real signatures, docstrings and
+``template_fields``, exported from this module.
 """
 
 from __future__ import annotations
 
 import inspect
-import random
 import time
-import types
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator, conf
-from pydantic import BaseModel
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from akool_flows.airflow.hooks import AkoolHook
+from akool_flows.airflow.operator_factory import make_job_operator, operator_class_name
+# AkoolJobFailedException and job_result are part of this module's interface since the first release.
+from akool_flows.airflow.outcomes import AkoolJobFailedException, finished_result, job_result
 from akool_flows.airflow.state import SubmissionGuard, request_fingerprint, uncertain_message
 from akool_flows.api.errors import AkoolError, NotFoundError, ValidationError, create_may_have_happened
 from akool_flows.api.jobs import Job, JobStatus
 from akool_flows.api.kinds import KINDS, JobKind, get_kind
+from akool_flows.api.retry import backoff_delay
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["AkoolJobFailedException", "AkoolJobOperator", "OPERATORS", "job_result", "make_job_operator"]
+__all__ = ["AkoolJobFailedException", "AkoolJobOperator", "OPERATORS", "job_result"]
 
 #: Transient status-poll failures in a row tolerated while waiting in the worker.
 MAX_POLL_ERRORS = 10
-
-
-class AkoolJobFailedException(AirflowException):
-    """An Akool job ended in status 4 (failed); carries Akool's code and message."""
-
-    def __init__(self, message: str, *, job_id: str | None = None, kind: str | None = None,
-                 code: int | None = None, akool_message: str | None = None) -> None:
-        super().__init__(message)
-        self.job_id = job_id
-        self.kind = kind
-        self.code = code
-        self.akool_message = akool_message
-
-
-def job_result(status: JobStatus | Mapping[str, Any]) -> dict[str, Any]:
-    """The XCom value of a finished job: small JSON, no raw payload, no secrets."""
-    out = status.to_dict() if isinstance(status, JobStatus) else dict(status)
-    urls = list(out.get("result_urls") or [])
-    out["result_urls"] = urls
-    out["result_url"] = urls[0] if urls else None
-    return out
+#: Longest pause between status polls after transient failures, seconds.
+MAX_BACKOFF = 300.0
 
 
 def _seconds(value: float | timedelta | None, name: str) -> float | None:
@@ -98,8 +82,9 @@ class AkoolJobOperator(BaseOperator):
     :param fields: the request fields, with the docs' names (templated). Per-kind subclasses
         take them as keyword arguments instead.
     :param akool_conn_id: the ``akool`` connection (default ``akool_default``).
-    :param wait_for_completion: wait until the job completes or fails (default True; False
-        returns the job id at once, e.g. for `AkoolJobSensor` downstream).
+    :param wait_for_completion: wait until the job completes or fails (False returns the job
+        id at once, e.g. for `AkoolJobSensor` downstream). Default: the kind's
+        ``waits_by_default`` (True except for live sessions).
     :param deferrable: wait on the triggerer (`AkoolJobTrigger`) and free the worker slot.
         Default: Airflow's ``[operators] default_deferrable``.
     :param poll_interval: seconds between status polls (default 10).
@@ -123,7 +108,6 @@ class AkoolJobOperator(BaseOperator):
     job_kind: ClassVar[str | None] = None
     #: Per-kind subclasses: the attribute names holding the request fields.
     field_args: ClassVar[tuple[str, ...]] = ()
-    default_wait_for_completion: ClassVar[bool] = True
 
     def __init__(self, *, kind: str | None = None, fields: Mapping[str, Any] | Any = None,
                  akool_conn_id: str = AkoolHook.default_conn_name, wait_for_completion: bool | None = None,
@@ -151,7 +135,7 @@ class AkoolJobOperator(BaseOperator):
             self._check_field_names(fields)
         self.fields = fields
         self.akool_conn_id = akool_conn_id
-        self.wait_for_completion = (type(self).default_wait_for_completion if wait_for_completion is None
+        self.wait_for_completion = (get_kind(self.kind).waits_by_default if wait_for_completion is None
                                     else bool(wait_for_completion))
         self.deferrable = deferrable
         self.poll_interval = _seconds(poll_interval, "poll_interval")
@@ -344,7 +328,7 @@ class AkoolJobOperator(BaseOperator):
                 errors += 1
                 if not exc.retryable or errors > MAX_POLL_ERRORS:
                     raise
-                delay = random.uniform(0.5, 1.0) * min(300.0, self.poll_interval * 2 ** (errors - 1))
+                delay = backoff_delay(errors, base=self.poll_interval, cap=MAX_BACKOFF)
                 self.log.warning("status poll failed (%d in a row), retrying in %.1fs: %s", errors, delay, exc)
             if deadline is not None:
                 remaining = deadline - time.monotonic()
@@ -359,31 +343,18 @@ class AkoolJobOperator(BaseOperator):
         """Resume after `AkoolJobTrigger` fired: return the result or fail with Akool's reason."""
         status = event.get("status")
         jobs = event.get("jobs") or []
-        if status == "success" and jobs:
-            return self._finish(JobStatus(**{**{k: jobs[0].get(k) for k in (
-                "job_id", "kind", "state", "status_code", "conclusion", "detail", "credits", "duration",
-                "error_code", "error_message")}, "result_urls": tuple(jobs[0].get("result_urls") or ())}))
-        if status == "failed" and jobs:
-            job = jobs[0]
-            raise AkoolJobFailedException(
-                f"{job.get('kind')} job {job.get('job_id')} failed: [{job.get('error_code')}] "
-                f"{job.get('error_message') or 'no message from Akool'}", job_id=job.get("job_id"),
-                kind=job.get("kind"), code=job.get("error_code"), akool_message=job.get("error_message"))
+        if status in ("success", "failed") and jobs:
+            return self._finish(jobs[0])
         if status == "timeout":
             raise AirflowException(f"{event.get('message')} ({', '.join(event.get('pending') or [])}); "
                                    "the job keeps running on Akool and a retry reattaches to it")
         raise AirflowException(f"waiting for the {self.kind} job failed: {event.get('message')}")
 
-    def _finish(self, status: JobStatus) -> dict[str, Any]:
-        if status.state == "failed":
-            raise AkoolJobFailedException(
-                f"{status.kind} job {status.job_id} failed: [{status.error_code}] "
-                f"{status.error_message or 'no message from Akool'}", job_id=status.job_id, kind=status.kind,
-                code=status.error_code, akool_message=status.error_message)
-        result = job_result(status)
-        self.log.info("%s job %s %s%s%s", status.kind, status.job_id, status.state,
-                      f"; conclusion {status.conclusion}" if status.conclusion else "",
-                      f"; {status.credits:g} credits" if status.credits is not None else "")
+    def _finish(self, status: JobStatus | Mapping[str, Any]) -> dict[str, Any]:
+        result = finished_result(status)
+        self.log.info("%s job %s %s%s%s", result["kind"], result["job_id"], result["state"],
+                      f"; conclusion {result['conclusion']}" if result.get("conclusion") else "",
+                      f"; {result['credits']:g} credits" if result.get("credits") is not None else "")
         return result
 
     def on_kill(self) -> None:
@@ -404,123 +375,13 @@ class AkoolJobOperator(BaseOperator):
             self.log.warning("could not cancel %s job %s: %s", kind.name, job.job_id, exc)
 
 
-# --- per-kind operators, generated from the registry ------------------------------------------
+# --- per-kind operators, built from the registry ------------------------------------------------
 
-def _type_text(tp: Any) -> str:
-    """A short reader's description of a request field's type, for generated docstrings."""
-    origin, args = get_origin(tp), get_args(tp)
-    if origin is Annotated:
-        return _type_text(args[0])
-    if origin in (Union, types.UnionType):
-        return " or ".join(_type_text(a) for a in args if a is not type(None))
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in args)
-    if origin in (list, Sequence):
-        return f"list of {_type_text(args[0])}" if args else "list"
-    if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return "{" + ", ".join(f.alias or n for n, f in tp.model_fields.items()) + "}"
-    return tp.__name__ if isinstance(tp, type) else str(tp)
-
-
-def _docstring(kind: JobKind, class_name: str, optional: set[str]) -> str:
-    fields = kind.request_model.model_fields
-    lines = [f"{kind.title}: {kind.description}", "",
-             f"Creates one ``{kind.name}`` job (``POST {kind.create_path}``) and returns its result to XCom.",
-             "Every request field below is templated; validation happens before anything is sent.", ""]
-    for name, f in fields.items():
-        required = f.is_required() and name not in optional
-        desc = f" {f.description}" if f.description else ""
-        alias = f" (the docs' ``{f.alias}``)" if f.alias and f.alias != name else ""
-        lines.append(f":param {name}: {'required' if required else 'optional'}{alias}; "
-                     f"{_type_text(f.annotation)}.{desc}")
-    if kind.face_fields:
-        lines.append("")
-        lines.append("Faces may be plain image URLs or ``{\"path\": url}`` without ``opts``: the landmarks are "
-                     "filled through face detect" + (" and a missing ``targetImage`` is taken from "
-                                                     "``modifyImage``." if "modifyImage" in fields else "."))
-    lines += ["", "Common arguments (``akool_conn_id``, ``wait_for_completion``, ``deferrable``, ``poll_interval``,",
-              "``timeout``, ``detect_faces``, ``use_webhook``, ``resubmit_uncertain``) are those of",
-              "`AkoolJobOperator`.", "", "Example::", ""]
-    example = ", ".join(f"{_py_name(kind, k)}={v!r}" for k, v in kind.example.items())
-    lines.append(f"    {class_name}(task_id={kind.name!r}, {example})")
-    if kind.cancellable:
-        lines += ["", "Killing the task cancels the job on Akool."]
-    return "\n".join(lines)
-
-
-def _py_name(kind: JobKind, docs_name: str) -> str:
-    for name, f in kind.request_model.model_fields.items():
-        if docs_name in (name, f.alias):
-            return name
-    return docs_name
-
-
-def make_job_operator(kind_name: str, class_name: str, *, default_wait_for_completion: bool = True,
-                      module: str = __name__) -> type[AkoolJobOperator]:
-    """Build the operator class for one registry kind: its request fields become keyword-only,
-    templated arguments (required ones without default), with a generated docstring."""
-    kind = get_kind(kind_name)
-    fields = kind.request_model.model_fields
-    names = list(fields)
-    for name in names:
-        if not name.isidentifier() or name in _BASE_PARAMS or hasattr(AkoolJobOperator, name):
-            raise TypeError(f"{kind.name}: field {name!r} cannot be an operator argument")
-    # A missing targetImage of an image face kind is derived from modifyImage (face detect).
-    optional = {"targetImage"} if {"targetImage", "modifyImage"} <= set(fields) else set()
-    required = [n for n in names if fields[n].is_required() and n not in optional]
-    rest = [n for n in names if n not in required]
-    params = ", ".join([*required, *(f"{n}=None" for n in rest)])
-    body = "\n".join(f"    self.{n} = {n}" for n in names)
-    source = (f"def __init__(self, *, {params}, **kwargs):\n"
-              f"    super(_CLS, self).__init__(**kwargs)\n{body}\n")
-    namespace: dict[str, Any] = {}
-    exec(compile(source, f"<akool operator {class_name}>", "exec"), namespace)  # noqa: S102 - registry names only
-    init = namespace["__init__"]
-    init.__qualname__ = f"{class_name}.__init__"
-    init.__module__ = module
-    renderers = {n: "json" for n in names if _type_text(fields[n].annotation).startswith(("list", "{"))}
-    cls = type(class_name, (AkoolJobOperator,), {
-        "__init__": init,
-        "__module__": module,
-        "__qualname__": class_name,
-        "__doc__": _docstring(kind, class_name, optional),
-        "job_kind": kind.name,
-        "field_args": tuple(names),
-        "default_wait_for_completion": default_wait_for_completion,
-        "template_fields": tuple(names),
-        "template_fields_renderers": renderers,
-    })
-    namespace["_CLS"] = cls
-    return cls
-
-
-AkoolTtsOperator = make_job_operator("tts", "AkoolTtsOperator")
-AkoolVoiceCloneOperator = make_job_operator("voice_clone", "AkoolVoiceCloneOperator")
-AkoolBackgroundChangeOperator = make_job_operator("background_change", "AkoolBackgroundChangeOperator")
-AkoolImageGenerateOperator = make_job_operator("image_generate", "AkoolImageGenerateOperator")
-AkoolImageButtonOperator = make_job_operator("image_button", "AkoolImageButtonOperator")
-AkoolFaceswapImageOperator = make_job_operator("faceswap_image", "AkoolFaceswapImageOperator")
-AkoolFaceswapVideoOperator = make_job_operator("faceswap_video", "AkoolFaceswapVideoOperator")
-AkoolReageImageOperator = make_job_operator("reage_image", "AkoolReageImageOperator")
-AkoolReageVideoOperator = make_job_operator("reage_video", "AkoolReageVideoOperator")
-AkoolModerationOperator = make_job_operator("moderation", "AkoolModerationOperator")
-AkoolLipsyncOperator = make_job_operator("lipsync", "AkoolLipsyncOperator")
-AkoolTalkingPhotoOperator = make_job_operator("talking_photo", "AkoolTalkingPhotoOperator")
-AkoolTalkingAvatarOperator = make_job_operator("talking_avatar", "AkoolTalkingAvatarOperator")
-AkoolVideoTranslationOperator = make_job_operator("video_translation", "AkoolVideoTranslationOperator")
-AkoolAvatarUploadOperator = make_job_operator("avatar_upload", "AkoolAvatarUploadOperator")
-# A live session is for streaming: the task opens it and hands its id on; waiting for the
-# session to end is opt-in.
-AkoolLiveSessionOperator = make_job_operator("live_session", "AkoolLiveSessionOperator",
-                                             default_wait_for_completion=False)
-
-#: kind name -> operator class, one per registry entry (a test keeps this complete).
-OPERATORS: dict[str, type[AkoolJobOperator]] = {
-    cls.job_kind: cls for cls in (
-        AkoolTtsOperator, AkoolVoiceCloneOperator, AkoolBackgroundChangeOperator, AkoolImageGenerateOperator,
-        AkoolImageButtonOperator, AkoolFaceswapImageOperator, AkoolFaceswapVideoOperator, AkoolReageImageOperator,
-        AkoolReageVideoOperator, AkoolModerationOperator, AkoolLipsyncOperator, AkoolTalkingPhotoOperator,
-        AkoolTalkingAvatarOperator, AkoolVideoTranslationOperator, AkoolAvatarUploadOperator,
-        AkoolLiveSessionOperator)
-}
-__all__ += [cls.__name__ for cls in OPERATORS.values()]
+#: kind name -> operator class, one per registry entry: ``AkoolTtsOperator``, ``AkoolModerationOperator``...
+OPERATORS: dict[str, type[AkoolJobOperator]] = {}
+for _kind in KINDS.values():
+    _cls = make_job_operator(_kind, base=AkoolJobOperator, module=__name__, class_name=operator_class_name(_kind))
+    # Exported under its own name: DAGs import it, pickle and Airflow's serialization look it up here.
+    globals()[_cls.__name__] = OPERATORS[_kind.name] = _cls
+    __all__.append(_cls.__name__)
+del _kind, _cls

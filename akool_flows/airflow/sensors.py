@@ -21,7 +21,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowException
 
 from akool_flows.airflow.hooks import AkoolHook
-from akool_flows.airflow.operators import AkoolJobFailedException, job_result
+from akool_flows.airflow.outcomes import finished_result
 from akool_flows.api.errors import ValidationError
 from akool_flows.api.jobs import JobStatus
 from akool_flows.api.kinds import get_kind
@@ -69,13 +69,7 @@ class AkoolJobSensor(BaseSensorOperator):
         return self.job_id.strip()
 
     def _result(self, status: JobStatus | dict[str, Any]) -> dict[str, Any]:
-        result = job_result(status)
-        if result.get("state") == "failed" and self.fail_on_job_failure:
-            raise AkoolJobFailedException(
-                f"{result.get('kind')} job {result.get('job_id')} failed: [{result.get('error_code')}] "
-                f"{result.get('error_message') or 'no message from Akool'}", job_id=result.get("job_id"),
-                kind=result.get("kind"), code=result.get("error_code"), akool_message=result.get("error_message"))
-        return result
+        return finished_result(status, fail_on_failure=self.fail_on_job_failure)
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:

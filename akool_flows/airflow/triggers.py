@@ -5,9 +5,9 @@ first: a webhook event in the event store (when the connection names one) or a s
 
 Polls are cheap at scale: every trigger on one triggerer process shares one client per
 connection, polls on a clock-aligned grid (all triggers with the same ``poll_interval`` poll
-in the same instant), and the status requests made in that instant are merged per job kind,
-so a thousand deferred face swap tasks cost ten ``listbyids`` requests per interval, not a
-thousand. Transient failures (network, 5xx, rate limit) back off and retry; a job that
+in the same instant), and the status requests made in that instant are merged per job kind
+by `akool_flows.api.coalesce.StatusCoalescer`, so a thousand deferred face swap tasks cost
+ten ``listbyids`` requests per interval, not a thousand. Transient failures (network, 5xx, rate limit) back off and retry; a job that
 failed reports Akool's code and message.
 """
 
@@ -16,22 +16,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import random
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from akool_flows.api.coalesce import StatusCoalescer
 from akool_flows.api.errors import AkoolError
 from akool_flows.api.jobs import JobStatus
 from akool_flows.api.kinds import get_kind
+from akool_flows.api.retry import backoff_delay
 
 __all__ = ["AkoolJobTrigger"]
 
-#: Status requests arriving within this window on one event loop are merged into one.
-COALESCE_WINDOW = 0.05
 #: Longest pause between polls after transient failures, seconds.
 MAX_BACKOFF = 300.0
 #: Above this many pending jobs, webhook events are read every EVENT_CHECK_INTERVAL seconds
@@ -42,92 +42,69 @@ EVENT_CHECK_INTERVAL = 2.0
 MISSING_POLLS_LIMIT = 3
 
 
-class _SharedClient:
-    """One `AsyncAkoolClient` per (event loop, connection) for every trigger on that loop,
-    with concurrent status requests merged per kind."""
+class _Shared:
+    """One connection's `StatusCoalescer` on one event loop, and how many triggers use it."""
 
     def __init__(self, conn_id: str) -> None:
-        self.conn_id = conn_id
+        self.poller = StatusCoalescer(connect=lambda: _connect(conn_id))
         self.users = 0
-        self._client: Any = None
-        self._client_lock = asyncio.Lock()
-        self._pending: dict[str, tuple[set[str], list[asyncio.Future]]] = {}
-        self._flushers: dict[str, asyncio.Task] = {}
-        #: Status requests actually sent (each may cover many triggers); for tests and metrics.
-        self.requests_sent = 0
-
-    async def client(self) -> Any:
-        async with self._client_lock:
-            if self._client is None:
-                from akool_flows.airflow.hooks import AkoolHook
-
-                self._client = await AkoolHook(self.conn_id).aget_async_client()
-            return self._client
-
-    async def statuses(self, kind: str, ids: Iterable[str]) -> dict[str, JobStatus]:
-        wanted = list(dict.fromkeys(ids))
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future = loop.create_future()
-        id_set, futures = self._pending.setdefault(kind, (set(), []))
-        id_set.update(wanted)
-        futures.append(future)
-        if kind not in self._flushers:
-            self._flushers[kind] = loop.create_task(self._flush(kind))
-        found = await future
-        return {i: found[i] for i in wanted if i in found}
-
-    async def _flush(self, kind: str) -> None:
-        await asyncio.sleep(COALESCE_WINDOW)
-        ids, futures = self._pending.pop(kind, (set(), []))
-        self._flushers.pop(kind, None)
-        try:
-            client = await self.client()
-            self.requests_sent += 1
-            found = await client.statuses(kind, sorted(ids))
-        except BaseException as exc:  # noqa: BLE001 - handed to every waiter
-            for f in futures:
-                if not f.done():
-                    f.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for f in futures:
-            if not f.done():
-                f.set_result(found)
-
-    async def aclose(self) -> None:
-        for task in self._flushers.values():
-            task.cancel()
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
 
 
-_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _SharedClient]] = weakref.WeakKeyDictionary()
+async def _connect(conn_id: str) -> Any:
+    from akool_flows.airflow.hooks import AkoolHook
+
+    return await AkoolHook(conn_id).aget_async_client()
+
+
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Shared]] = weakref.WeakKeyDictionary()
 
 
 @contextlib.asynccontextmanager
-async def shared_client(conn_id: str) -> AsyncIterator[_SharedClient]:
-    """The loop's shared client for `conn_id`, closed when its last trigger leaves."""
+async def shared_poller(conn_id: str) -> AsyncIterator[StatusCoalescer]:
+    """The loop's status poller for `conn_id` (one client, coalesced polls), shared by every
+    trigger on this triggerer; its client is closed when the last trigger leaves."""
     loop = asyncio.get_running_loop()
     per_loop = _SHARED.setdefault(loop, {})
     shared = per_loop.get(conn_id)
     if shared is None:
-        shared = per_loop[conn_id] = _SharedClient(conn_id)
+        shared = per_loop[conn_id] = _Shared(conn_id)
     shared.users += 1
     try:
-        yield shared
+        yield shared.poller
     finally:
         shared.users -= 1
         if shared.users == 0:
             per_loop.pop(conn_id, None)
-            await shared.aclose()
+            await shared.poller.aclose()
 
 
 def _next_tick(interval: float, now: float | None = None) -> float:
     """Seconds until the next multiple of `interval` on the wall clock (aligned polling)."""
     now = time.time() if now is None else now
     return max(0.0, (math.floor(now / interval) + 1) * interval - now)
+
+
+@dataclass
+class _Watch:
+    """Where one trigger run stands."""
+
+    pending: list[str]
+    finished: dict[str, JobStatus] = field(default_factory=dict)
+    #: Last polled status of every job seen (for the event's ``jobs`` on timeout or error).
+    last: dict[str, JobStatus] = field(default_factory=dict)
+    #: job id -> polls in a row in which Akool did not know it.
+    missing: dict[str, int] = field(default_factory=dict)
+    #: Transient poll failures in a row.
+    errors: int = 0
+    store_url: str | None = None
+
+    def finish(self, job_id: str, st: JobStatus) -> None:
+        self.finished[job_id] = st
+        self.pending.remove(job_id)
+
+    @property
+    def failed(self) -> list[JobStatus]:
+        return [s for s in self.finished.values() if s.state == "failed"]
 
 
 class AkoolJobTrigger(BaseTrigger):
@@ -192,97 +169,119 @@ class AkoolJobTrigger(BaseTrigger):
     # --- run --------------------------------------------------------------------------------
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        pending = list(dict.fromkeys(self.job_ids))
-        finished: dict[str, JobStatus] = {}
-        last: dict[str, JobStatus] = {}
-        missing: dict[str, int] = {}
-        errors = 0
-        store = None
-        interval = self.poll_interval
-        self.log.info("waiting for %d %s job(s): %s", len(pending), self.kind, ", ".join(pending[:5]) +
-                      (" ..." if len(pending) > 5 else ""))
+        """Yield exactly one event. Every failure (connection, client, webhook store) becomes an
+        ``error`` event, as the community providers do: an exception escaping a trigger fails
+        the task through Airflow's generic trigger-failure path, where ``execute_complete``
+        never runs (no Akool-specific message, no collection of a batch's finished rows) and
+        the raw traceback is stored in ``next_kwargs`` as plain JSON."""
+        watch = _Watch(pending=list(dict.fromkeys(self.job_ids)))
+        self.log.info("waiting for %d %s job(s): %s", len(watch.pending), self.kind,
+                      ", ".join(watch.pending[:5]) + (" ..." if len(watch.pending) > 5 else ""))
+        event: TriggerEvent | None = None
         try:
-            async with shared_client(self.akool_conn_id) as shared:
-                store_url = None
-                if self.use_webhook_store:
-                    from akool_flows.airflow.hooks import AkoolHook
-
-                    store_url = await AkoolHook(self.akool_conn_id).awebhook_store_url()
-                if store_url:
-                    from akool_flows.webhook.store import WebhookEventStore
-
-                    store = await asyncio.to_thread(WebhookEventStore, store_url)
-                    interval = self.webhook_poll_interval or self.poll_interval * 5
-                next_poll = 0.0  # poll at once: the job may already be done
-                while pending:
+            async with shared_poller(self.akool_conn_id) as poller:
+                store = await self._open_store(watch)
+                try:
+                    event = await self._watch(poller, store, watch)
+                finally:
                     if store is not None:
-                        self._take_events(store, await asyncio.to_thread(
-                            store.latest_many, pending, terminal_only=True), pending, finished)
-                    delay = None
-                    if pending and time.monotonic() >= next_poll:
-                        polled = pending[: self.max_ids_per_poll]
-                        try:
-                            found = await shared.statuses(self.kind, polled)
-                            errors = 0
-                        except AkoolError as exc:
-                            if not exc.retryable:
-                                yield self._event("error", finished, pending, last,
-                                                  message=f"status poll failed: {exc}", error_code=exc.code)
-                                return
-                            errors += 1
-                            if errors > self.max_consecutive_errors:
-                                yield self._event("error", finished, pending, last, error_code=exc.code,
-                                                  message=f"{errors} status polls in a row failed; last: {exc}")
-                                return
-                            delay = min(MAX_BACKOFF, self.poll_interval * 2 ** (errors - 1))
-                            delay = random.uniform(delay / 2, delay)
-                            self.log.warning("status poll failed (%d in a row), retrying in %.1fs: %s",
-                                             errors, delay, exc)
-                            found = {}
-                        else:
-                            for job_id in polled:
-                                st = found.get(job_id)
-                                if st is None:
-                                    missing[job_id] = missing.get(job_id, 0) + 1
-                                    if missing[job_id] >= MISSING_POLLS_LIMIT:
-                                        yield self._event(
-                                            "error", finished, pending, last, error_code=1008,
-                                            message=f"{self.kind} job {job_id} is unknown to Akool "
-                                                    f"({missing[job_id]} polls in a row)")
-                                        return
-                                    continue
-                                missing.pop(job_id, None)
-                                last[job_id] = st
-                                if st.done:
-                                    finished[job_id] = st
-                                    pending.remove(job_id)
-                        next_poll = time.monotonic() + (delay if delay is not None else _next_tick(interval))
-                    if not pending:
-                        break
-                    if self.end_time is not None and time.time() >= self.end_time:
-                        yield self._event("timeout", finished, pending, last,
-                                          message=f"{len(pending)} {self.kind} job(s) not finished by the deadline")
-                        return
-                    wait = max(0.0, next_poll - time.monotonic())
-                    if self.end_time is not None:
-                        wait = min(wait, max(0.0, self.end_time - time.time()))
-                    if store is not None:
-                        await self._wait_for_events(store, pending, wait)
-                    else:
-                        await asyncio.sleep(wait)
-            failed = [s for s in finished.values() if s.state == "failed"]
-            yield self._event("failed" if failed else "success", finished, pending, last)
-        finally:
+                        await self._close_store(store)
+        except Exception as exc:  # noqa: BLE001 - reported to the task, not swallowed
+            if event is not None:
+                # The answer is known; a failure while letting go of the client must not replace it.
+                self.log.warning("after the %s event, releasing the client failed: %s", event.payload["status"], exc)
+            else:
+                self.log.exception("waiting for %s jobs failed", self.kind)
+                event = self._event("error", watch, message=self._describe(exc, watch),
+                                    error_code=getattr(exc, "code", None))
+        yield event
+
+    async def _open_store(self, watch: _Watch) -> Any:
+        """The webhook event store named by the connection (read here, on the triggerer), or None."""
+        if not self.use_webhook_store:
+            return None
+        from akool_flows.airflow.hooks import AkoolHook
+
+        watch.store_url = await AkoolHook(self.akool_conn_id).awebhook_store_url()
+        if not watch.store_url:
+            return None
+        from akool_flows.webhook.store import WebhookEventStore
+
+        return await asyncio.to_thread(WebhookEventStore, watch.store_url)
+
+    async def _close_store(self, store: Any) -> None:
+        try:
+            await asyncio.to_thread(store.close)
+        except Exception as exc:  # noqa: BLE001 - the jobs' outcome does not depend on it
+            self.log.warning("closing the webhook event store failed: %s", exc)
+
+    async def _watch(self, poller: StatusCoalescer, store: Any, watch: _Watch) -> TriggerEvent:
+        """Poll (and read webhook events) until every job is done, the deadline passes or polling fails."""
+        interval = (self.webhook_poll_interval or self.poll_interval * 5) if store is not None else self.poll_interval
+        next_poll = 0.0  # poll at once: the job may already be done
+        while watch.pending:
             if store is not None:
-                await asyncio.to_thread(store.close)
+                self._take_events(await asyncio.to_thread(store.latest_many, watch.pending, terminal_only=True),
+                                  watch)
+            if watch.pending and time.monotonic() >= next_poll:
+                outcome = await self._poll(poller, watch)
+                if isinstance(outcome, TriggerEvent):
+                    return outcome
+                next_poll = time.monotonic() + (outcome if outcome is not None else _next_tick(interval))
+            if not watch.pending:
+                break
+            if self.end_time is not None and time.time() >= self.end_time:
+                return self._event("timeout", watch, message=f"{len(watch.pending)} {self.kind} job(s) not "
+                                                             "finished by the deadline")
+            await self._sleep(store, watch.pending, next_poll)
+        return self._event("failed" if watch.failed else "success", watch)
 
-    def _take_events(self, store: Any, events: dict[str, Any], pending: list[str],
-                     finished: dict[str, JobStatus]) -> None:
+    async def _poll(self, poller: StatusCoalescer, watch: _Watch) -> TriggerEvent | float | None:
+        """One status poll of the oldest pending jobs: an event that ends the wait, a backoff
+        delay after a transient failure, or None (poll again at the next tick)."""
+        polled = watch.pending[: self.max_ids_per_poll]
+        try:
+            found = await poller.statuses(self.kind, polled)
+        except AkoolError as exc:
+            if not exc.retryable:
+                return self._event("error", watch, message=f"status poll failed: {exc}", error_code=exc.code)
+            watch.errors += 1
+            if watch.errors > self.max_consecutive_errors:
+                return self._event("error", watch, error_code=exc.code,
+                                   message=f"{watch.errors} status polls in a row failed; last: {exc}")
+            delay = backoff_delay(watch.errors, base=self.poll_interval, cap=MAX_BACKOFF)
+            self.log.warning("status poll failed (%d in a row), retrying in %.1fs: %s", watch.errors, delay, exc)
+            return delay
+        watch.errors = 0
+        for job_id in polled:
+            st = found.get(job_id)
+            if st is None:
+                watch.missing[job_id] = watch.missing.get(job_id, 0) + 1
+                if watch.missing[job_id] >= MISSING_POLLS_LIMIT:
+                    return self._event("error", watch, error_code=1008,
+                                       message=f"{self.kind} job {job_id} is unknown to Akool "
+                                               f"({watch.missing[job_id]} polls in a row)")
+                continue
+            watch.missing.pop(job_id, None)
+            watch.last[job_id] = st
+            if st.done:
+                watch.finish(job_id, st)
+        return None
+
+    def _take_events(self, events: dict[str, Any], watch: _Watch) -> None:
         for job_id, event in events.items():
             st = JobStatus.from_event(self.kind, event)
-            if st is not None and job_id in pending:
-                finished[job_id] = st
-                pending.remove(job_id)
+            if st is not None and job_id in watch.pending:
+                watch.finish(job_id, st)
+
+    async def _sleep(self, store: Any, pending: list[str], until: float) -> None:
+        wait = max(0.0, until - time.monotonic())
+        if self.end_time is not None:
+            wait = min(wait, max(0.0, self.end_time - time.time()))
+        if store is not None:
+            await self._wait_for_events(store, pending, wait)
+        else:
+            await asyncio.sleep(wait)
 
     @staticmethod
     async def _wait_for_events(store: Any, pending: list[str], timeout: float) -> None:
@@ -300,29 +299,37 @@ class AkoolJobTrigger(BaseTrigger):
                 try:
                     if await done is not None:
                         return
-                except Exception:  # noqa: BLE001 - a store hiccup: the next poll covers it
+                except Exception:  # noqa: BLE001 - a store hiccup: the next read or poll covers it
                     continue
         finally:
             for w in waiters:
                 w.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
 
-    def _event(self, status: str, finished: dict[str, JobStatus], pending: list[str],
-               last: dict[str, JobStatus], *, message: str | None = None,
+    def _describe(self, exc: Exception, watch: _Watch) -> str:
+        """An unexpected failure for the task's log and the event (plain JSON in the metadata DB):
+        no store URL (it may carry a database password), bounded length."""
+        text = f"waiting for the {self.kind} job(s) failed: {type(exc).__name__}: {exc}"
+        if watch.store_url:
+            text = text.replace(watch.store_url, "<webhook_store_url>")
+        return text[:1000] + (" ..." if len(text) > 1000 else "")
+
+    def _event(self, status: str, watch: _Watch, *, message: str | None = None,
                error_code: int | None = None) -> TriggerEvent:
-        failed = [s for s in finished.values() if s.state == "failed"]
+        failed = watch.failed
         if failed and message is None:
             first = failed[0]
             error_code = first.error_code
             message = (f"{len(failed)} of {len(self.job_ids)} {self.kind} job(s) failed; {first.job_id}: "
                        f"[{first.error_code}] {first.error_message or 'no message from Akool'}")
+        finished = watch.finished
         counts = {"total": len(self.job_ids), "completed": sum(s.state == "completed" for s in finished.values()),
-                  "failed": len(failed), "pending": len(pending)}
+                  "failed": len(failed), "pending": len(watch.pending)}
         payload: dict[str, Any] = {"status": status, "kind": self.kind, "counts": counts,
-                                   "pending": list(pending), "message": message, "error_code": error_code}
+                                   "pending": list(watch.pending), "message": message, "error_code": error_code}
         if self.include_jobs:
             order = {j: i for i, j in enumerate(self.job_ids)}
-            states = {**last, **finished}
+            states = {**watch.last, **finished}
             payload["jobs"] = [states[j].to_dict() for j in sorted(states, key=order.__getitem__)]
         return TriggerEvent(payload)
 

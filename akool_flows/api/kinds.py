@@ -67,6 +67,10 @@ class JobKind:
     #: Price of one job from its fields when the docs publish one: ``(fields, duration) ->
     #: credits``, or None (unknown: the estimate says so rather than invent a price).
     price: Callable[[Mapping[str, Any], float | None], float | None] | None = None
+    #: Whether a caller that runs one job waits for it to finish unless told otherwise. False
+    #: for jobs whose useful life is while they run (a live session is for streaming: the
+    #: caller wants its id at once, not its end).
+    waits_by_default: bool = True
 
     # -- derived ---------------------------------------------------------------------------
 
@@ -86,6 +90,10 @@ class JobKind:
     @property
     def required_fields(self) -> list[str]:
         return [f.alias or n for n, f in self.request_model.model_fields.items() if f.is_required()]
+
+    def field_description(self, name: str) -> str | None:
+        """What a request field holds, from its model (also when nested in an Optional), or None."""
+        return _description(self, (name,))
 
     def validate(self, fields: Mapping[str, Any]) -> BaseModel:
         """Validate create fields; raise `ValidationError` naming each bad field and what is allowed."""
@@ -280,7 +288,7 @@ KINDS: dict[str, JobKind] = {k.name: k for k in (
             f"{V4}/liveAvatar/session/create", m.LiveSessionRequest,
             status_path=f"{V4}/liveAvatar/session/detail", status_id_param="id", status_fields=("status",),
             result_fields=(), webhook_type=None, cancel_path=f"{V4}/liveAvatar/session/close",
-            cancel_body_field="id", cancel_id_field="_id", credit_fields=(),
+            cancel_body_field="id", cancel_id_field="_id", credit_fields=(), waits_by_default=False,
             example={"avatar_id": "dvp_Tristan_cloth2_1080P", "duration": 600}),
 )}
 

@@ -108,6 +108,20 @@ def airflow(airflow_db, akool_conn):
     return akool_conn
 
 
+class StateStore(dict):
+    """The ``task_state_store`` accessor's interface, in memory: what survives between the tries
+    of one task instance when a test calls ``execute`` directly."""
+
+    def get(self, key, default=None):
+        return super().get(key, default)
+
+    def set(self, key, value, **_):
+        self[key] = value
+
+    def delete(self, key):
+        self.pop(key, None)
+
+
 def load_dag(dag_id: str):
     """Parse the bundle that holds `dag_id` and return the DAG object."""
     from airflow.dag_processing.dagbag import DagBag

@@ -6,6 +6,7 @@ import time
 
 import pandas as pd
 import pytest
+from conftest import StateStore
 
 
 def _csv(tmp_path, n: int = 6):
@@ -23,18 +24,79 @@ def _op(path, **kw):
                               defaults={"type": 4}, poll_interval=0.1, deferrable=False, **kw)
 
 
+def _texts_csv(tmp_path, texts, name="comments.csv"):
+    path = tmp_path / name
+    pd.DataFrame({"id": [f"r{i}" for i in range(len(texts))], "text": texts}).to_csv(path, index=False)
+    return path
+
+
+def _run_shards(path, n, **kw):
+    """Every shard of `path` in `n` shards, one after another (as mapped tasks would)."""
+    summaries = [_op(path, shard_index=i, shard_count=n, **kw).execute({}) for i in range(n)]
+    frames = [pd.read_csv(s["results_path"], dtype=str, keep_default_na=False) for s in summaries]
+    return summaries, frames
+
+
 def test_shards_split_the_rows_and_a_rerun_pays_nothing(airflow, tmp_path):
     sb = airflow
     path = _csv(tmp_path)
-    summaries = [_op(path, shard_index=i, shard_count=2).execute({}) for i in range(2)]
-    assert [s["rows"] for s in summaries] == [3, 3]
+    summaries, frames = _run_shards(path, 2)
+    assert sum(s["rows"] for s in summaries) == 6
     assert sb.create_count("moderation") == 6
-    shard0 = pd.read_csv(summaries[0]["results_path"], dtype=str)
-    assert list(shard0["id"]) == ["r0", "r2", "r4"] and summaries[0]["results_path"].endswith(
-        "comments.shard-0-of-2.akool-results.csv")
+    assert sorted(i for f in frames for i in f["id"]) == [f"r{i}" for i in range(6)]  # each row in one shard
+    assert summaries[0]["results_path"].endswith("comments.shard-0-of-2.akool-results.csv")
+    # One ledger for the input, whatever the sharding: its name has no shard in it.
+    assert {s["ledger_path"] for s in summaries} == {str(tmp_path / "comments.akool-ledger.sqlite")}
     again = _op(path, shard_index=1, shard_count=2).execute({})  # a retry, or the same file again
     assert again["counts"] == summaries[1]["counts"] and sb.create_count("moderation") == 6
     assert again["credits"] == summaries[1]["credits"]
+
+
+def test_changing_the_shard_count_pays_for_nothing_again(airflow, tmp_path):
+    sb = airflow
+    texts = [f"Comment number {i}: the parcel came on time." for i in range(24)]
+    path = _texts_csv(tmp_path, texts)
+    _run_shards(path, 3)
+    assert sb.create_count("moderation") == 24
+    summaries, frames = _run_shards(path, 5)
+    assert sb.create_count("moderation") == 24 and sb.duplicate_creates() == {}
+    # Every input row is in exactly one of the new shards, with its result and input index.
+    rows = pd.concat(frames)
+    assert sorted(rows["id"]) == sorted(f"r{i}" for i in range(24))
+    assert sorted(rows["input_index"].astype(int)) == list(range(24))
+    assert set(rows["outcome"]) == {"completed"}
+
+
+def test_identical_requests_land_in_one_shard_and_are_paid_once(airflow, tmp_path):
+    sb = airflow
+    distinct = ["Great service, thanks!", "You are an idiot", "Fast delivery", "I will hurt you"]
+    # Copies spread over positions: position-based sharding puts each copy in another shard.
+    texts = [distinct[i % 4] for i in range(12)]
+    path = _texts_csv(tmp_path, texts)
+    summaries, frames = _run_shards(path, 3)
+    assert sb.create_count("moderation") == 4 and sb.duplicate_creates() == {}
+    shard_of_text = {}
+    for shard, frame in enumerate(frames):
+        for text in frame["text"]:
+            assert shard_of_text.setdefault(text, shard) == shard, f"{text!r} is in shards {shard_of_text[text]}, {shard}"
+    rows = pd.concat(frames)
+    assert sorted(rows["input_index"].astype(int)) == list(range(12))  # no row disappears
+    assert (rows["outcome"] == "completed").sum() == 4
+    assert rows.loc[rows["outcome"] == "rejected", "error_message"].str.contains("duplicate of input row").all()
+
+
+def test_shards_running_at_the_same_time_share_the_ledger(airflow, tmp_path):
+    """Mapped shards run in parallel: all of them write the input's one ledger at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sb = airflow
+    texts = [f"Review {i}: works as described." for i in range(20)] + ["Fast delivery"] * 4
+    path = _texts_csv(tmp_path, texts)
+    with ThreadPoolExecutor(4) as pool:
+        summaries = list(pool.map(lambda i: _op(path, shard_index=i, shard_count=4).execute({}), range(4)))
+    assert sb.create_count("moderation") == 21 and sb.duplicate_creates() == {}
+    assert sum(s["counts"]["completed"] for s in summaries) == 21
+    assert sum(s["counts"]["rejected"] for s in summaries) == 3  # the copies, reported, not paid
 
 
 def test_budget_stop_fails_the_task_and_keeps_the_results(airflow, tmp_path):
@@ -65,19 +127,6 @@ def test_missing_input_and_unknown_columns_are_clear_errors(airflow, tmp_path):
         AkoolBatchOperator(task_id="b", kind="moderation", input_path="https://example.com/in.csv").paths()
 
 
-class _StateStore(dict):
-    """The task_state_store accessor's interface, in memory."""
-
-    def get(self, key, default=None):
-        return super().get(key, default)
-
-    def set(self, key, value, **_):
-        self[key] = value
-
-    def delete(self, key):
-        self.pop(key, None)
-
-
 def test_deferred_batch_collects_after_the_trigger_and_refuses_a_swapped_input(airflow, tmp_path):
     from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
@@ -87,7 +136,7 @@ def test_deferred_batch_collects_after_the_trigger_and_refuses_a_swapped_input(a
     path = _csv(tmp_path)
     op = AkoolBatchOperator(task_id="b", kind="moderation", input_path=str(path), columns={"content": "text"},
                             defaults={"type": 4}, poll_interval=0.1, deferrable=True)
-    store = _StateStore()
+    store = StateStore()
     polls_before = sb.stats()["polls"]
     with pytest.raises(TaskDeferred) as deferred:
         op.execute({"task_state_store": store})

@@ -36,6 +36,148 @@ def test_one_importable_operator_per_registry_kind():
             assert (params[name].default is inspect.Parameter.empty) == (info.is_required() and not derived), name
 
 
+#: The names DAGs import. A registry rename must not silently rename (and break) a public class.
+PUBLIC_OPERATORS = {
+    "tts": "AkoolTtsOperator", "voice_clone": "AkoolVoiceCloneOperator",
+    "background_change": "AkoolBackgroundChangeOperator", "image_generate": "AkoolImageGenerateOperator",
+    "image_button": "AkoolImageButtonOperator", "faceswap_image": "AkoolFaceswapImageOperator",
+    "faceswap_video": "AkoolFaceswapVideoOperator", "reage_image": "AkoolReageImageOperator",
+    "reage_video": "AkoolReageVideoOperator", "moderation": "AkoolModerationOperator",
+    "lipsync": "AkoolLipsyncOperator", "talking_photo": "AkoolTalkingPhotoOperator",
+    "talking_avatar": "AkoolTalkingAvatarOperator", "video_translation": "AkoolVideoTranslationOperator",
+    "avatar_upload": "AkoolAvatarUploadOperator", "live_session": "AkoolLiveSessionOperator",
+}
+
+
+def _example_op(cls, kind, **kw):
+    """An operator of `cls` built from the registry's example fields (docs names -> argument names)."""
+    fields = kind.request_model.model_fields
+    by_docs = {(f.alias or n): n for n, f in fields.items()}
+    return cls(task_id=kind.name, **{by_docs[k]: v for k, v in kind.example.items()}, **kw)
+
+
+def test_operators_are_plain_classes_that_pickle_and_serialize():
+    import pickle
+
+    from airflow.sdk import DAG
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    import akool_flows.airflow.operators as ops
+    from akool_flows.api.kinds import KINDS
+
+    assert {k: c.__name__ for k, c in ops.OPERATORS.items()} == PUBLIC_OPERATORS
+    with DAG("ops_roundtrip", schedule=None) as dag:
+        built = {k: _example_op(cls, KINDS[k]) for k, cls in ops.OPERATORS.items()}
+    again = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    for kind_name, cls in ops.OPERATORS.items():
+        # Real source, not text compiled at import time: tracebacks, coverage and inspect work.
+        assert inspect.getsourcefile(cls.__init__.__wrapped__).endswith("operator_factory.py")
+        assert cls.__init__.__qualname__ == f"{cls.__name__}.__init__"
+        assert pickle.loads(pickle.dumps(cls)) is cls
+        copy = pickle.loads(pickle.dumps(built[kind_name]))
+        assert type(copy) is cls and all(getattr(copy, f) == getattr(built[kind_name], f) for f in cls.field_args)
+        task = again.task_dict[kind_name]
+        assert task.task_type == cls.__name__ and task._task_module == "akool_flows.airflow.operators"
+        assert list(task.template_fields) == list(cls.template_fields)
+
+
+def test_generated_docstrings_describe_each_field():
+    from akool_flows.airflow.operators import AkoolBackgroundChangeOperator, AkoolTtsOperator
+
+    # Descriptions nested inside an Optional (rate, color_code) are read too.
+    assert ':param rate: optional; str. speaking speed "0%".."100%"' in AkoolTtsOperator.__doc__
+    assert ":param input_text: required; str." in AkoolTtsOperator.__doc__
+    assert 'hex color, e.g. "#aafbe3"' in AkoolBackgroundChangeOperator.__doc__
+
+
+def test_waiting_by_default_comes_from_the_registry():
+    from akool_flows.airflow.operators import OPERATORS, AkoolJobOperator
+    from akool_flows.api.kinds import KINDS
+
+    for kind_name, cls in OPERATORS.items():
+        assert _example_op(cls, KINDS[kind_name]).wait_for_completion is KINDS[kind_name].waits_by_default
+        assert _example_op(cls, KINDS[kind_name], wait_for_completion=True).wait_for_completion is True
+    assert not KINDS["live_session"].waits_by_default
+    # The generic operator follows the same rule: a live session is handed on, not waited for.
+    generic = AkoolJobOperator(task_id="g", kind="live_session", fields=dict(KINDS["live_session"].example))
+    assert generic.wait_for_completion is False
+
+
+def test_face_fields_come_from_the_registry_not_a_list_of_names():
+    """A kind whose face lists and media are named differently still gets its faces detected."""
+    import dataclasses
+
+    from akool_flows.airflow.faces import fill_faces, needs_detection
+    from akool_flows.api.kinds import KINDS
+    from akool_flows.api.models import FaceList, Url, WebhookMixin
+
+    class GroupSwap(WebhookMixin):
+        newFaces: FaceList
+        targetImage: FaceList
+        photo: Url
+
+    kind = dataclasses.replace(KINDS["faceswap_image"], name="group_swap", request_model=GroupSwap,
+                               face_fields=("photo",))
+    calls = []
+
+    def detect(url, single):
+        calls.append((url, single))
+        return ["1,2:3,4:5,6:7,8", "9,9:9,9:9,9:9,9"][: 1 if single else 2]
+
+    fields = {"newFaces": ["https://example.com/new.jpg"], "photo": "https://example.com/group.jpg"}
+    assert needs_detection(kind, fields)
+    out = fill_faces(kind, fields, detect)
+    assert out["newFaces"] == [{"path": "https://example.com/new.jpg", "opts": "1,2:3,4:5,6:7,8"}]
+    assert out["targetImage"] == [{"path": "https://example.com/group.jpg", "opts": "1,2:3,4:5,6:7,8"}]
+    assert calls == [("https://example.com/new.jpg", True), ("https://example.com/group.jpg", True)]
+    kind.validate(out)
+
+
+def test_a_failed_job_reads_the_same_from_operator_trigger_event_and_sensor():
+    from akool_flows.airflow.operators import AkoolJobFailedException, AkoolLipsyncOperator
+    from akool_flows.airflow.sensors import AkoolJobSensor
+    from akool_flows.api.jobs import JobStatus
+
+    status = JobStatus(job_id="j1", kind="lipsync", state="failed", status_code=4, error_code=1015,
+                       error_message="no face in video")
+    op = AkoolLipsyncOperator(task_id="l", video_url="https://example.com/v.mp4", audio_url="https://example.com/a.mp3")
+    sensor = AkoolJobSensor(task_id="s", kind="lipsync", job_id="j1")
+    event = {"status": "failed", "jobs": [status.to_dict()]}
+    raised = []
+    for call in (lambda: op._finish(status), lambda: op.execute_complete({}, event),
+                 lambda: sensor.execute_complete({}, event)):
+        with pytest.raises(AkoolJobFailedException) as err:
+            call()
+        raised.append((str(err.value), err.value.job_id, err.value.code, err.value.akool_message))
+    assert raised == [("lipsync job j1 failed: [1015] no face in video", "j1", 1015, "no face in video")] * 3
+
+
+def test_worker_wait_backs_off_through_the_shared_backoff_and_recovers(airflow, monkeypatch):
+    import akool_flows.airflow.operators as ops
+    from akool_flows.api import AkoolClient
+    from akool_flows.api.errors import ServerError
+
+    real_status = AkoolClient.status
+    failures = {"left": 2}
+    delays = []
+
+    def flaky(self, kind, job_id):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ServerError("HTTP 502", endpoint="status", http_status=502)
+        return real_status(self, kind, job_id)
+
+    def recorded(attempt, *, base, cap, **kw):
+        delays.append((attempt, base, cap))
+        return 0.01
+
+    monkeypatch.setattr(AkoolClient, "status", flaky)
+    monkeypatch.setattr(ops, "backoff_delay", recorded)
+    op = ops.AkoolModerationOperator(task_id="m", content="Lovely", type=4, deferrable=False, poll_interval=0.2)
+    assert _execute(op)["state"] == "completed"
+    assert delays == [(1, 0.2, ops.MAX_BACKOFF), (2, 0.2, ops.MAX_BACKOFF)] and failures["left"] == 0
+
+
 def test_unknown_argument_fails_at_parse_time_naming_the_fields():
     from akool_flows.airflow.operators import AkoolModerationOperator
     from akool_flows.api.errors import ValidationError

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from conftest import load_dag, task_states, xcom
+import pytest
+from conftest import StateStore, load_dag, task_states, xcom
 
 
 def _state_record(run, task_id: str):
@@ -73,3 +74,32 @@ def test_killed_during_create_with_consent_the_retry_pays_again(airflow):
         time.sleep(0.1)
     assert sb.create_count("tts") == 2
     assert _state_record(run, "speak")["phase"] == "submitted"
+
+
+def test_a_retry_after_a_create_that_may_have_happened_does_not_create_again(airflow):
+    """The create reaches Akool (job made, credits charged) but the answer is lost. Whatever the
+    first try raises, the next try of the task (a retry, or a clear) must not create again."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from akool_flows.airflow.operators import AkoolTtsOperator
+
+    sb = airflow
+    sb.faults.drop_after_create(next=1, path_prefix="/api/open/v3/audio/create")
+    store = StateStore()
+
+    def one_try():
+        op = AkoolTtsOperator(task_id="speak", input_text="Hello there", voice_id="LcfcDJNUP1GQjkzn1xUU",
+                              deferrable=False, poll_interval=0.1)
+        return op.execute({"task_state_store": store})
+
+    with pytest.raises(Exception):  # noqa: B017 - whatever it is, Airflow may run the task again
+        one_try()
+    assert sb.create_count("tts") == 1  # the lost answer's job exists on Akool
+    refused = None
+    try:
+        one_try()
+    except AirflowFailException as exc:
+        refused = str(exc)
+    assert sb.create_count("tts") == 1 and sb.duplicate_creates() == {}  # not paid twice
+    assert refused and "resubmit_uncertain=True" in refused and "may have been charged" in refused
+    assert store["akool_job"]["phase"] == "intent"  # kept for the next try, which must refuse too

@@ -39,6 +39,76 @@ def test_serialize_round_trips():
     assert "secret" not in repr(kwargs).lower() and "sqlite" not in repr(kwargs)
 
 
+def test_serialize_pins_the_classpath_and_every_argument():
+    """The triggerer re-creates a deferred task's trigger from this (classpath, kwargs) stored in
+    the metadata DB, possibly by a newer release. Moving the class or renaming an argument
+    breaks every task deferred at upgrade time: change this test only with a migration plan."""
+    from akool_flows.airflow.triggers import AkoolJobTrigger
+
+    trigger = AkoolJobTrigger(kind="faceswap_image", job_ids=["a", "b"], akool_conn_id="akool_prod",
+                              poll_interval=2, end_time=123.5, use_webhook_store=True, webhook_poll_interval=60,
+                              cancel_ids={"a": "t1"}, include_jobs=False, max_consecutive_errors=7,
+                              max_ids_per_poll=50)
+    assert trigger.serialize() == ("akool_flows.airflow.triggers.AkoolJobTrigger", {
+        "kind": "faceswap_image", "job_ids": ["a", "b"], "akool_conn_id": "akool_prod", "poll_interval": 2.0,
+        "end_time": 123.5, "use_webhook_store": True, "webhook_poll_interval": 60, "cancel_ids": {"a": "t1"},
+        "include_jobs": False, "max_consecutive_errors": 7, "max_ids_per_poll": 50})
+
+
+def _all_events(trigger) -> list[dict]:
+    async def go():
+        return [e.payload async for e in trigger.run()]
+
+    return asyncio.run(asyncio.wait_for(go(), timeout=30))
+
+
+def test_a_raising_webhook_store_ends_in_one_error_event(airflow, tmp_path, monkeypatch):
+    from conftest import conn_json
+
+    from akool_flows.airflow.triggers import AkoolJobTrigger
+    from akool_flows.webhook.store import WebhookEventStore
+
+    sb = airflow
+    store_url = f"sqlite:///{tmp_path / 'events.sqlite'}"
+    monkeypatch.setenv("AIRFLOW_CONN_AKOOL_DEFAULT", conn_json(
+        sb, webhook_url="https://airflow.example.com/akool/webhook/tok", webhook_store_url=store_url))
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError(f"database is locked ({store_url})")
+
+    monkeypatch.setattr(WebhookEventStore, "latest_many", broken)
+    (job,) = _faceswaps(sb, 1)
+    events = _all_events(AkoolJobTrigger(kind="faceswap_image", job_ids=[job.job_id], poll_interval=0.1,
+                                         use_webhook_store=True))
+    assert len(events) == 1
+    (event,) = events
+    assert event["status"] == "error" and event["pending"] == [job.job_id]
+    assert "RuntimeError: database is locked" in event["message"]
+    assert store_url not in event["message"]  # it may carry a database password
+
+
+@pytest.mark.parametrize("failure", ["client raises", "unknown connection"])
+def test_a_raising_client_ends_in_one_error_event(airflow, monkeypatch, failure):
+    from akool_flows.airflow.triggers import AkoolJobTrigger
+    from akool_flows.api.coalesce import StatusCoalescer
+
+    sb = airflow
+    (job,) = _faceswaps(sb, 1)
+    conn_id = "akool_default"
+    if failure == "client raises":
+        async def boom(self, kind, ids):
+            raise RuntimeError("aiohttp session closed")
+
+        monkeypatch.setattr(StatusCoalescer, "statuses", boom)
+        expected = "RuntimeError: aiohttp session closed"
+    else:
+        conn_id, expected = "akool_missing", "akool_missing"
+    events = _all_events(AkoolJobTrigger(kind="faceswap_image", job_ids=[job.job_id], poll_interval=0.1,
+                                         akool_conn_id=conn_id))
+    assert [e["status"] for e in events] == ["error"]
+    assert expected in events[0]["message"] and events[0]["counts"]["pending"] == 1
+
+
 def test_many_triggers_on_one_loop_share_batched_polls(airflow):
     """30 deferred face swap tasks on one triggerer: each poll tick is one listbyids request."""
     from akool_flows.airflow.triggers import AkoolJobTrigger
@@ -65,11 +135,12 @@ def test_many_triggers_on_one_loop_share_batched_polls(airflow):
 
 def test_transient_poll_failures_back_off_and_recover(airflow, monkeypatch):
     from akool_flows.airflow import triggers
+    from akool_flows.api.coalesce import StatusCoalescer
     from akool_flows.api.errors import ServerError
 
     sb = airflow
     (job,) = _faceswaps(sb, 1)
-    real = triggers._SharedClient.statuses
+    real = StatusCoalescer.statuses
     failures = {"left": 3}
 
     async def flaky(self, kind, ids):
@@ -78,7 +149,7 @@ def test_transient_poll_failures_back_off_and_recover(airflow, monkeypatch):
             raise ServerError("HTTP 502", endpoint=LISTBYIDS, http_status=502)
         return await real(self, kind, ids)
 
-    monkeypatch.setattr(triggers._SharedClient, "statuses", flaky)
+    monkeypatch.setattr(StatusCoalescer, "statuses", flaky)
     started = time.monotonic()
     payload = _first_event(triggers.AkoolJobTrigger(kind="faceswap_image", job_ids=[job.job_id], poll_interval=0.1))
     assert payload["status"] == "success" and failures["left"] == 0
@@ -87,12 +158,13 @@ def test_transient_poll_failures_back_off_and_recover(airflow, monkeypatch):
 
 def test_persistent_failures_end_with_an_error_event(airflow, monkeypatch):
     from akool_flows.airflow import triggers
+    from akool_flows.api.coalesce import StatusCoalescer
     from akool_flows.api.errors import ServerError
 
     async def down(self, kind, ids):
         raise ServerError("HTTP 503", endpoint=LISTBYIDS, http_status=503)
 
-    monkeypatch.setattr(triggers._SharedClient, "statuses", down)
+    monkeypatch.setattr(StatusCoalescer, "statuses", down)
     payload = _first_event(triggers.AkoolJobTrigger(kind="faceswap_image", job_ids=["x" * 24], poll_interval=0.01,
                                                     max_consecutive_errors=3))
     assert payload["status"] == "error" and "4 status polls in a row failed" in payload["message"]
