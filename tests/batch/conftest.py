@@ -61,3 +61,9 @@ def receiver(sandbox, tmp_path, serve_asgi):
     app = create_webhook_app(store, sandbox.client_id, sandbox.client_secret, path_token="t" * 40)
     yield store, f"{serve_asgi(app)}/webhook/{'t' * 40}"
     store.close()
+
+
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path_factory, monkeypatch):
+    """The CLI's default ledgers go to a state dir of the test's own, never the user's home."""
+    monkeypatch.setenv("AKOOL_FLOWS_STATE_DIR", str(tmp_path_factory.mktemp("state")))
