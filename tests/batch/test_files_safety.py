@@ -151,9 +151,10 @@ def test_incremental_log_does_not_truncate_the_file_it_replaces(tmp_path, umask_
     os.link(old, tmp_path / "input.csv")
     log = IncrementalCsv(old, ["a", "b"])
     log.add({"a": "=1", "b": 2})
+    log.add({"a": "x\r@y", "b": None})
     log.close()
     assert (tmp_path / "input.csv").read_text() == "an earlier file\n"
-    assert old.read_text() == "a,b\n'=1,2\n"
+    assert old.read_bytes() == b"a,b\n'=1,2\n\"x\r'@y\",\n"
     if sys.platform != "win32":
         assert stat.S_IMODE(old.stat().st_mode) == 0o644
 
