@@ -362,7 +362,9 @@ class AkoolBatchOperator(BaseOperator):
         counts = {k: int(v) for k, v in s.get("counts", {}).items()}
         summary: dict[str, Any] = {
             "kind": self.kind, "batch_id": s.get("batch_id"), "rows": int(s.get("rows", 0)), "counts": counts,
-            "credits": s.get("credits"), "usd": s.get("usd"), "stopped_by": s.get("stopped_by"),
+            "duplicates": int(s.get("duplicates") or 0), "credits": s.get("credits"),
+            "credits_new": s.get("credits_new"), "credits_already_paid": s.get("credits_already_paid"),
+            "usd": s.get("usd"), "stopped_by": s.get("stopped_by"), "stop_message": s.get("stop_message"),
             "exit_status": s.get("exit_status"), "results_path": str(paths.results),
             "cost_log_path": str(paths.cost_log), "ledger_path": str(paths.ledger),
             "shard": [self.shard_index, self.shard_count] if self.shard_count else None,

@@ -13,23 +13,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
-import json
-import math
 import signal
 import sys
 import threading
-import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from akool_flows.cli.batch_input import (
+    InputFileError,
+    check_column,
+    check_output_paths,
+    parse_assignments,
+    read_table,
+)
+from akool_flows.cli.batch_output import print_plan, print_results, print_summary, visible
+
 EXIT_INTERRUPTED = 130
 _TYPES = {"image": 1, "video": 2, "audio": 3, "text": 4}
-
-
-class InputFileError(Exception):
-    """The input file cannot be read as a table (message is shown as is, exit 2)."""
 
 
 # --- argument parsing ------------------------------------------------------------------------------
@@ -53,14 +54,20 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="seconds between status polls of a running job (default 5; 0.5 with --sandbox)")
     g.add_argument("--job-timeout", type=float, metavar="SECONDS",
                    help="stop waiting for a job after this long (it is reported timed_out; rerun to collect)")
-    g.add_argument("--ledger", default="akool-ledger.sqlite", metavar="PATH",
-                   help="SQLite ledger; rerunning the same command with it resumes (default akool-ledger.sqlite)")
+    g.add_argument("--cost-log", metavar="PATH", help="also write the per-row cost log (.csv or .parquet)")
+    g.add_argument("--ledger", metavar="PATH",
+                   help="SQLite ledger; rerunning the same command with it resumes (default: one per input file "
+                        "in the user's state directory, $AKOOL_FLOWS_STATE_DIR or ~/.local/state/akool-flows)")
     g.add_argument("--batch-id", metavar="ID", help="ledger key of the batch (default: a hash of the input)")
     g.add_argument("--resubmit-uncertain", action="store_true",
                    help="resubmit rows whose earlier create call may or may not have reached Akool "
                         "(this can pay twice for them)")
     g.add_argument("--download", metavar="DIR", help="download result files to DIR (or an fsspec URL), "
                                                      "with sha256 checksums in the results")
+    g.add_argument("--download-follow-redirects", action="store_true",
+                   help="follow redirects of result URLs to other hosts (e.g. a CDN); default: same host only")
+    g.add_argument("--download-deadline", type=float, default=300.0, metavar="SECONDS",
+                   help="give up on a result file after this long (default 300); the row keeps its URL")
     g.add_argument("--webhook-url", metavar="URL", help="send this webhookUrl with every create")
     g.add_argument("--events", metavar="STORE_URL",
                    help="webhook event store the receiver writes to (e.g. sqlite:///akool-webhooks.sqlite); "
@@ -114,80 +121,6 @@ def register(sub: Any) -> None:
     b.set_defaults(func=run_generic)
 
 
-# --- input -----------------------------------------------------------------------------------------
-
-def read_table(path: str, encoding: str = "utf-8") -> Any:
-    """A CSV (all cells as text) or Parquet file as a DataFrame indexed by data row number (1, 2, ...).
-
-    Every problem a user can cause - missing file, empty file, bytes in another encoding, broken
-    quoting - becomes an `InputFileError` with a message saying what and where.
-    """
-    import pandas as pd
-
-    p = Path(path)
-    if not p.exists():
-        raise InputFileError(f"{path}: no such file")
-    if p.is_dir():
-        raise InputFileError(f"{path}: is a directory, expected a CSV or Parquet file")
-    if p.suffix.lower() in (".parquet", ".pq"):
-        try:
-            df = pd.read_parquet(p)
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a bad file
-            raise InputFileError(f"{path}: not a readable Parquet file ({exc})") from None
-    else:
-        raw = p.read_bytes()
-        if not raw.strip():
-            raise InputFileError(f"{path}: the file is empty; expected a header row and one row per job")
-        try:
-            text = raw.decode("utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding)
-        except UnicodeDecodeError as exc:
-            line = raw[:exc.start].count(b"\n") + 1
-            col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-            raise InputFileError(
-                f"{path}: not valid {encoding}: byte 0x{raw[exc.start]:02x} at line {line}, column {col}. "
-                "Re-save the file as UTF-8, or pass its encoding, e.g. --encoding cp1252") from None
-        except LookupError:
-            raise InputFileError(f"--encoding {encoding!r} is not an encoding Python knows") from None
-        if "\x00" in text:
-            line = text[:text.index("\x00")].count("\n") + 1
-            raise InputFileError(f"{path}: contains NUL bytes (line {line}); is it really a CSV text file?")
-        try:
-            df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False,
-                             skip_blank_lines=False)
-        except pd.errors.EmptyDataError:
-            raise InputFileError(f"{path}: no header row; expected a header row and one row per job") from None
-        except (pd.errors.ParserError, ValueError) as exc:
-            raise InputFileError(f"{path}: not a well-formed CSV: {exc}") from None
-    if len(df.columns) == 0:
-        raise InputFileError(f"{path}: no columns")
-    if len(df) == 0:
-        raise InputFileError(f"{path}: has a header ({', '.join(map(str, df.columns))}) but no rows")
-    df.index = pd.RangeIndex(1, len(df) + 1, name="row")
-    return df
-
-
-def _check_column(df: Any, column: str, option: str) -> None:
-    if column not in df.columns:
-        raise InputFileError(f"{option} {column!r}: no such column; the input has: "
-                             f"{', '.join(map(str, df.columns))}")
-
-
-def _parse_assignments(items: list[str], option: str, json_values: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise InputFileError(f"{option} {item!r}: expected FIELD={'VALUE' if json_values else 'COLUMN'}")
-        if json_values:
-            try:
-                out[name.strip()] = json.loads(value)
-            except ValueError:
-                out[name.strip()] = value
-        else:
-            out[name.strip()] = value
-    return out
-
-
 # --- running ---------------------------------------------------------------------------------------
 
 @contextlib.contextmanager
@@ -236,24 +169,37 @@ def _execute(args: argparse.Namespace, kind: str, df: Any, *, columns: Any = Non
     import asyncio
 
     from akool_flows.api.errors import AkoolError
-    from akool_flows.batch import BatchOptions, Ledger, ProgressPrinter, arun_batch, plan_batch
+    from akool_flows.batch import BatchOptions, Ledger, ProgressPrinter, arun_batch, plan_batch, write_table
+    from akool_flows.batch.artifacts import download_policy
     from akool_flows.batch.results import EXIT_BAD_INPUT
+    from akool_flows.batch.state_dir import default_ledger_path
+
+    if not args.download_deadline > 0:
+        raise InputFileError(f"--download-deadline {args.download_deadline}: must be > 0 seconds")
 
     if not args.dry_run and not args.out:
         raise InputFileError("--out PATH is required (where the results go), or use --dry-run")
-    if args.out and Path(args.out).suffix.lower() not in (".csv", ".parquet", ".pq"):
-        raise InputFileError(f"--out {args.out!r}: use a .csv or .parquet file name")
+    for option, value in (("--out", args.out), ("--cost-log", args.cost_log)):
+        if value and Path(value).suffix.lower() not in (".csv", ".parquet", ".pq"):
+            raise InputFileError(f"{option} {value!r}: use a .csv or .parquet file name")
+    try:
+        ledger_path = Path(args.ledger) if args.ledger else default_ledger_path(args.input, create=not args.dry_run)
+    except ValueError as exc:  # AKOOL_FLOWS_STATE_DIR is not usable
+        raise InputFileError(str(exc)) from None
+    check_output_paths(args.input, [("--out", args.out), ("--cost-log", args.cost_log),
+                                    ("--ledger", ledger_path)])
     cost_table = {kind: args.cost} if args.cost is not None else None
     out = sys.stdout
     with _environment(args) as (client, store):
         if prepare is not None:
             df = prepare(client)
-        ledger_path = Path(args.ledger)
         with (Ledger(ledger_path) if not args.dry_run or ledger_path.exists() else contextlib.nullcontext()) as led:
             plan = plan_batch(df, kind, columns=columns, defaults=defaults, cost_table=cost_table,
                               durations=durations, dedupe=not args.allow_duplicates,
                               max_cell_chars=args.max_cell_chars, ledger=led)
-        _print_plan(plan, out)
+        print_plan(plan, out)
+        print(visible(f"Ledger: {ledger_path}") + ("" if args.ledger else
+              " (this input's own; the same command from any directory resumes from it)"), file=out)
         if plan.valid_count == 0:
             print("error: no valid rows to submit", file=sys.stderr)
             return EXIT_BAD_INPUT
@@ -272,11 +218,15 @@ def _execute(args: argparse.Namespace, kind: str, df: Any, *, columns: Any = Non
             max_credits_per_row=args.max_credits_per_row, resubmit_uncertain=args.resubmit_uncertain,
             events=store, webhook_url=args.webhook_url, download_dir=args.download, results_path=args.out,
             progress=printer, cancel=cancel, strict=args.strict, lease_ttl=args.lease_ttl).checked()
-        with _graceful_interrupt(cancel):
+        # The engine builds the downloader inside the run; the policy reaches it through the context.
+        with _graceful_interrupt(cancel), download_policy(allow_cross_host_redirects=args.download_follow_redirects,
+                                                          deadline=args.download_deadline, cancel=cancel):
             result = asyncio.run(_closing(client, arun_batch(plan, client=client, batch_id=args.batch_id,
-                                                             ledger=args.ledger, options=options)))
-        _print_results(result, args, out)
-        _print_summary(result, out)
+                                                             ledger=str(ledger_path), options=options)))
+        if args.cost_log:
+            write_table(result.cost_log, args.cost_log)
+        print_results(result, args, out)
+        print_summary(result, out, cost_log=args.cost_log)
         if cancel.is_set():
             if args.sandbox:
                 print("Interrupted. (The embedded sandbox stops with this command, so a rerun starts a new "
@@ -325,128 +275,6 @@ def _graceful_interrupt(cancel: threading.Event) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-# --- output ----------------------------------------------------------------------------------------
-
-def _cells(text: str) -> int:
-    """Terminal columns `text` takes: East Asian wide and full-width characters take two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
-
-
-def _clip(value: Any, width: int) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    text = " ".join(str(value).split())
-    if _cells(text) <= width:
-        return text
-    out, used = [], 0
-    for ch in text:
-        w = _cells(ch)
-        if used + w > width - 1:
-            break
-        out.append(ch)
-        used += w
-    return "".join(out) + "…"
-
-
-def _pad(text: str, width: int) -> str:
-    return text + " " * max(0, width - _cells(text))
-
-
-def format_table(headers: list[str], rows: list[list[Any]], widths: list[int] | None = None) -> str:
-    """A plain fixed-width table (no dependency, readable in any log; wide characters aligned)."""
-    widths = widths or [40] * len(headers)
-    cells = [[_clip(v, w) for v, w in zip(r, widths)] for r in rows]
-    cols = [max([_cells(h)] + [_cells(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    line = "  ".join(_pad(h, c) for h, c in zip(headers, cols)).rstrip()
-    rule = "  ".join("-" * c for c in cols)
-    body = ["  ".join(_pad(v, c) for v, c in zip(r, cols)).rstrip() for r in cells]
-    return "\n".join([line, rule, *body])
-
-
-def _print_plan(plan: Any, out: Any) -> None:
-    dupes = (f", {plan.duplicate_count} identical to an earlier row (sent once, sharing its result)"
-             if plan.duplicate_count else "")
-    print(f"{plan.kind.title}: {len(plan)} rows, {plan.valid_count} valid, {plan.rejected_count} rejected{dupes}",
-          file=out)
-    for rej in plan.rejections(limit=5):
-        rows = ", ".join(map(str, rej["first_rows"])) + (", ..." if rej["count"] > len(rej["first_rows"]) else "")
-        print(f"  rejected {rej['count']} x  {_clip(rej['error'], 110)}  (rows {rows})", file=out)
-    print(f"Estimated cost: {plan.estimate.describe()}", file=out)
-
-
-def _print_results(result: Any, args: argparse.Namespace, out: Any) -> None:
-    if args.show <= 0:
-        return
-    df = result.results
-    kind = result.summary["kind"]
-    shown = df.head(args.show)
-    if kind == "moderation":
-        text_col = getattr(args, "column", None)
-        text_col = text_col if text_col in df.columns else (f"input_{text_col}" if text_col else None)
-        headers = ["row", "content", "outcome", "conclusion / error"]
-        rows = [[r["input_index"], r.get(text_col) if text_col else None, r["outcome"],
-                 r["conclusion"] if r["outcome"] == "completed" else r["error_message"]]
-                for r in shown.to_dict("records")]
-        widths = [6, 48, 10, 60]
-    else:
-        headers = ["row", "outcome", "job_id", "result / error"]
-        rows = [[r["input_index"], r["outcome"], r["job_id"],
-                 r["result_url"] if r["outcome"] == "completed" else r["error_message"]]
-                for r in shown.to_dict("records")]
-        widths = [6, 10, 26, 70]
-    print("", file=out)
-    print(format_table(headers, rows, widths), file=out)
-    if len(df) > len(shown):
-        print(f"... {len(df) - len(shown)} more row(s) in {args.out}", file=out)
-
-
-def _print_summary(result: Any, out: Any) -> None:
-    s = result.summary
-    counts = s["counts"]
-    rows = [[name.replace("_", " "), counts.get(name, 0)] for name in
-            ("completed", "failed", "rejected", "uncertain", "timed_out", "cancelled", "submitted")
-            if counts.get(name, 0)]
-    print("", file=out)
-    print(format_table(["outcome", "rows"], rows, [12, 10]), file=out)
-    if s["kind"] == "moderation" and counts.get("completed"):
-        verdicts = result.results.loc[result.results["outcome"] == "completed", "conclusion"].value_counts()
-        print("Verdicts: " + ", ".join(f"{name} {n}" for name, n in verdicts.items()), file=out)
-    est = s["estimate"]
-    already = s.get("credits_already_paid") or 0.0
-    split = (f"{s['credits'] - already:,.2f} new this run, {already:,.2f} already paid in earlier runs; "
-             if already else "")
-    print(f"\nCost: {s['credits']:,.2f} credits (~{s['usd']:,.2f} USD at {s['usd_per_credit']} USD/credit); {split}"
-          f"{s['credits_reported']:,.2f} reported by Akool; estimated before the run: "
-          f"{est['total_credits']:,.2f}" + (f" + {est['unknown_rows']} row(s) of unknown price"
-                                            if est["unknown_rows"] else ""), file=out)
-    if s.get("balance_before") is not None:
-        print(f"Account balance before the run: {s['balance_before']:,.2f} credits", file=out)
-    print(f"Wall time {s['wall_seconds']:,.1f}s, {s['api_calls']} API calls, batch {s['batch_id']}, "
-          f"ledger {s['ledger']}" + (f", results {s['results_path']}" if s.get("results_path") else ""), file=out)
-    if s["stopped_by"] == "budget":
-        print(f"Stopped by the budget ({s['budget_credits']} credits): the remaining rows are 'cancelled'; "
-              "rerun with a larger --budget-credits to continue.", file=out)
-    elif s["stopped_by"] == "quota":
-        print("Stopped: the account is out of credits. Top it up and rerun the same command.", file=out)
-    elif s["stopped_by"] == "auth":
-        print("Stopped: Akool refused the credentials (check AKOOL_API_TOKEN / AKOOL_API_KEY / "
-              "AKOOL_CLIENT_ID+AKOOL_CLIENT_SECRET).", file=out)
-    elif s["stopped_by"] == "lease":
-        print(f"Stopped: {s['stop_message']}. Nothing more was sent by this run.", file=sys.stderr)
-    elif s["stopped_by"] == "error":
-        print(f"Stopped: {s['stop_message']}. Fix the cause (disk space, permissions) and rerun the same "
-              "command: finished rows are kept and running jobs are collected.", file=sys.stderr)
-    for item in s.get("unsaved_job_ids") or []:
-        print(f"KEEP THIS: job {item['job_id']} (row {item['row_key']}) was created but could not be written to "
-              "the ledger; it is in the results file if that could be written.", file=sys.stderr)
-    if s.get("results_error"):
-        print(f"error: {s['results_error']}", file=sys.stderr)
-    if counts.get("uncertain"):
-        print(f"{counts['uncertain']} row(s) are uncertain: their create call was sent but its answer was lost, "
-              "so Akool may or may not have created (and charged) the job. See attempt_at in the results; "
-              "rerun with --resubmit-uncertain to submit them again (this may pay twice).", file=out)
-
-
 # --- commands --------------------------------------------------------------------------------------
 
 def _guard(fn: Any) -> Any:
@@ -458,14 +286,11 @@ def _guard(fn: Any) -> Any:
 
         try:
             return fn(args)
-        except InputFileError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-        except LedgerError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-        except AkoolError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        # Messages quote the input (column names, cells) and Akool: never raw control characters.
+        except (InputFileError, LedgerError, AkoolError) as exc:
+            print(visible(f"error: {exc}", keep_lines=True), file=sys.stderr)
         except OSError as exc:
-            print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+            print(visible(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")), file=sys.stderr)
         except KeyboardInterrupt:
             print("\naborted; rerun the same command to resume", file=sys.stderr)
             return EXIT_INTERRUPTED
@@ -477,9 +302,9 @@ def _guard(fn: Any) -> Any:
 @_guard
 def run_moderate(args: argparse.Namespace) -> int:
     df = read_table(args.input, args.encoding)
-    _check_column(df, args.column, "--column")
+    check_column(df, args.column, "--column")
     if args.duration_column:
-        _check_column(df, args.duration_column, "--duration-column")
+        check_column(df, args.duration_column, "--duration-column")
     defaults: dict[str, Any] = {"type": _TYPES[args.type]}
     if args.language:
         defaults["language"] = args.language
@@ -494,7 +319,7 @@ def run_translate(args: argparse.Namespace) -> int:
     from akool_flows.batch import translate_catalog
 
     df = read_table(args.input, args.encoding)
-    _check_column(df, args.url_column, "--url-column")
+    check_column(df, args.url_column, "--url-column")
 
     def prepare(client: Any) -> Any:
         languages = None
@@ -518,10 +343,10 @@ def run_generic(args: argparse.Namespace) -> int:
 
     kind = get_kind(args.kind)
     df = read_table(args.input, args.encoding)
-    mapping = _parse_assignments(args.map, "--map", json_values=False)
+    mapping = parse_assignments(args.map, "--map", json_values=False)
     for column in mapping.values():
-        _check_column(df, column, "--map")
-    defaults = _parse_assignments(args.set, "--set", json_values=True)
+        check_column(df, column, "--map")
+    defaults = parse_assignments(args.set, "--set", json_values=True)
     columns = None
     if mapping:
         columns = {**{c: c for c in df.columns if c in kind.field_names}, **mapping}

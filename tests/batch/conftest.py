@@ -96,3 +96,7 @@ def sandbox_process(tmp_path):
         proc.kill()
 
 
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path_factory, monkeypatch):
+    """The CLI's default ledgers go to a state dir of the test's own, never the user's home."""
+    monkeypatch.setenv("AKOOL_FLOWS_STATE_DIR", str(tmp_path_factory.mktemp("state")))

@@ -1,0 +1,77 @@
+"""Where a batch keeps its ledger when the caller names none: one per input file, per user.
+
+A ledger next to the working directory made the same command, started from another directory,
+pay for every row again. The default ledger therefore lives in the user's state directory, keyed
+by the input file's absolute (symlink-resolved) path:
+
+    $AKOOL_FLOWS_STATE_DIR                      (absolute path; set it on shared workers)
+    $XDG_STATE_HOME/akool-flows                  (when set to an absolute path, as the spec says)
+    ~/.local/state/akool-flows                   Linux and other Unix
+    ~/Library/Application Support/akool-flows    macOS
+    %LOCALAPPDATA%\\akool-flows                   Windows
+
+    <state dir>/ledgers/<input stem>-<sha256(absolute input path)[:12]>.sqlite
+
+Directories this module creates are 0700: a ledger names every job and what was sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+from pathlib import Path
+
+__all__ = ["state_dir", "default_ledger_path"]
+
+APP = "akool-flows"
+
+
+def state_dir() -> Path:
+    """The per-user state directory (not created)."""
+    explicit = os.environ.get("AKOOL_FLOWS_STATE_DIR", "").strip()
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_absolute():
+            # Relative would bring back the bug this module exists for: a ledger per working directory.
+            raise ValueError(f"AKOOL_FLOWS_STATE_DIR must be an absolute path, got {explicit!r}")
+        return path
+    xdg = os.environ.get("XDG_STATE_HOME", "").strip()
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / APP
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA", "").strip()
+        return (Path(base) if base else Path.home() / "AppData" / "Local") / APP
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / APP
+    return Path.home() / ".local" / "state" / APP
+
+
+def _stem(path: Path) -> str:
+    # Readable but harmless: only portable file-name characters, and not too long.
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem).strip("._")[:40] or "input"
+
+
+def _make_private_dir(folder: Path) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)  # e.g. ~/.local/state: usual permissions
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        return  # the user's own choice of permissions stands
+    os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask
+
+
+def default_ledger_path(input_path: str | os.PathLike[str], *, create: bool = True) -> Path:
+    """The ledger for ``input_path``: the same file whatever the working directory.
+
+    With ``create`` the directories are made (0700); the ledger file itself is left to `Ledger`.
+    """
+    source = Path(os.path.realpath(Path(input_path).expanduser()))
+    key = hashlib.sha256(os.fsencode(source)).hexdigest()[:12]
+    base = state_dir()
+    folder = base / "ledgers"
+    if create:
+        _make_private_dir(base)
+        _make_private_dir(folder)
+    return folder / f"{_stem(source)}-{key}.sqlite"
