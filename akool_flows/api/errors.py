@@ -158,44 +158,46 @@ class TemporaryError(AkoolAPIError):
 # --- transport errors ---------------------------------------------------------------------------
 
 class TransportError(AkoolError):
-    """The HTTP exchange itself failed."""
+    """The HTTP exchange itself failed.
+
+    Once a request may have reached the server, any failure to read a well-formed answer leaves
+    the job's existence unknown, so this class (and every catch-all mapped to it) says
+    ``may_have_created``. Only `ConnectError` proves the request never left.
+    """
 
     retryable = True
+    may_have_created = True
 
 
 class ConnectError(TransportError):
-    """The connection never opened: the request was not sent, so nothing can have been created."""
+    """The connection never opened (refused, DNS, connect or pool timeout, TLS handshake): the
+    request was not sent, so nothing can have been created."""
+
+    may_have_created = False
 
 
 class RequestTimeoutError(TransportError):
     """No (complete) answer in time. The request may have been processed."""
 
-    may_have_created = True
-
 
 class ConnectionDroppedError(TransportError):
     """The connection broke after the request was sent. It may have been processed."""
-
-    may_have_created = True
 
 
 class ServerError(TransportError):
     """HTTP 5xx. The server may have processed the request before failing."""
 
-    may_have_created = True
-
 
 class HTTPStatusError(TransportError):
-    """An unexpected non-200 HTTP status (4xx other than 429)."""
+    """An unexpected 4xx HTTP status (other than 429): the request was refused before processing."""
 
     retryable = False
     may_have_created = False
 
 
 class MalformedResponseError(TransportError):
-    """The answer was not the JSON envelope Akool sends. The request may have been processed."""
-
-    may_have_created = True
+    """The answer was not a well-formed HTTP answer carrying the JSON envelope Akool sends.
+    The request may have been processed."""
 
 
 class JobFailedError(AkoolError):
