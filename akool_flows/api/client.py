@@ -51,24 +51,33 @@ _REFRESH_TOKEN = -1.0
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter, capped.
+    """Exponential backoff with jitter (`backoff_delay`), capped, stretched by ``Retry-After``.
 
     A create call is retried only when the failure proves nothing was created (connection never
-    opened, 1005 and the "try again later" codes); status calls on anything transient.
+    opened, HTTP 429, 1005 and the "try again later" codes); status calls on anything transient.
     """
 
     max_attempts: int = 5
     initial_backoff: float = 0.5
     max_backoff: float = 20.0
     multiplier: float = 2.0
+    #: Longest ``Retry-After`` honoured inside a call; a server asking for more gets the error
+    #: raised at once (with `.retry_after`) instead of a call that blocks for minutes.
+    max_retry_after: float = 60.0
 
     def should_retry(self, call: Call, exc: AkoolError, attempt: int) -> bool:
         if attempt >= self.max_attempts or not exc.retryable:
             return False
-        return not (call.creates and exc.may_have_created)
+        if call.creates and exc.may_have_created:
+            return False
+        return exc.retry_after is None or exc.retry_after <= self.max_retry_after
 
     def backoff(self, attempt: int) -> float:
         return backoff_delay(attempt, base=self.initial_backoff, cap=self.max_backoff, multiplier=self.multiplier)
+
+    def delay(self, exc: AkoolError, attempt: int) -> float:
+        """Seconds before the next attempt: the backoff, or longer if the server said so."""
+        return max(self.backoff(attempt), exc.retry_after or 0.0)
 
 
 class Credentials:
@@ -294,7 +303,7 @@ class _BaseClient(_Operations):
                 call.method, call.path, attempt, exc, "; retrying" if retry else "")
         if not retry:
             raise exc
-        return self.retry.backoff(attempt)
+        return self.retry.delay(exc, attempt)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, auth={self.credentials.mode!r})"

@@ -72,17 +72,21 @@ class AkoolError(Exception):
     may_have_created: bool = False
 
     def __init__(self, message: str, *, code: int | None = None, endpoint: str | None = None,
-                 http_status: int | None = None) -> None:
+                 http_status: int | None = None, retry_after: float | None = None) -> None:
         self.message = message
         self.code = code
         self.endpoint = endpoint
         self.http_status = http_status
+        #: Seconds the server asked us to wait (``Retry-After`` on a 429 or 503), if it said.
+        self.retry_after = retry_after
         super().__init__(self._render())
 
     def _render(self) -> str:
         parts = []
         if self.code is not None:
             parts.append(f"[{self.code}]")
+        if self.http_status not in (None, 200) and not self.message.startswith("HTTP "):
+            parts.append(f"HTTP {self.http_status}:")
         parts.append(self.message)
         if self.endpoint:
             parts.append(f"({self.endpoint})")
@@ -106,7 +110,7 @@ class UnknownKindError(ValidationError):
     """A job kind that is not in the registry."""
 
 
-# --- business errors (HTTP 200, code != 1000) --------------------------------------------------
+# --- business errors (code != 1000, usually on HTTP 200, also on 4xx) -----------------------------
 
 class AkoolAPIError(AkoolError):
     """Akool refused or failed the call with a business code."""
@@ -121,7 +125,7 @@ class QuotaError(AkoolAPIError):
 
 
 class AuthenticationError(AkoolAPIError):
-    """Token missing, invalid or expired (1101, 1102)."""
+    """Token missing, invalid or expired (1101, 1102, or HTTP 401)."""
 
 
 class PermissionDeniedError(AkoolAPIError):
@@ -189,7 +193,8 @@ class ServerError(TransportError):
 
 
 class HTTPStatusError(TransportError):
-    """An unexpected 4xx HTTP status (other than 429): the request was refused before processing."""
+    """A 4xx HTTP status without an Akool business code (other than 401 and 429): the request
+    was refused before processing."""
 
     retryable = False
     may_have_created = False
@@ -249,10 +254,12 @@ def error_class_for(code: int) -> type[AkoolAPIError]:
     return ProcessingError
 
 
-def error_from_code(code: int, message: str | None, endpoint: str | None) -> AkoolAPIError:
+def error_from_code(code: int, message: str | None, endpoint: str | None, *, http_status: int = 200,
+                    retry_after: float | None = None) -> AkoolAPIError:
     """Build the typed exception for a business-code failure."""
     msg = (message or "").strip() or ERROR_CODES.get(code, "Akool error")
-    return error_class_for(code)(msg, code=code, endpoint=endpoint, http_status=200)
+    return error_class_for(code)(msg, code=code, endpoint=endpoint, http_status=http_status,
+                                 retry_after=retry_after)
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -96,8 +96,9 @@ class AiohttpSender:
             data = _dumps(json)
             headers = {**headers, "Content-Type": "application/json"}
         try:
+            # No redirects, as with httpx: a 3xx is an answer to judge, not a request to re-send.
             async with session.request(method, url, params=params, data=data, headers=headers,
-                                       proxy=self._proxy_for(url)) as resp:
+                                       proxy=self._proxy_for(url), allow_redirects=False) as resp:
                 content = await resp.read()
                 return RawResponse(resp.status, content, resp.headers)
         except aiohttp.ConnectionTimeoutError as exc:
