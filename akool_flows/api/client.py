@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -32,6 +33,7 @@ from akool_flows.api.errors import (
 )
 from akool_flows.api.jobs import Job, JobStatus
 from akool_flows.api.kinds import get_kind
+from akool_flows.api.redact import redact_url
 from akool_flows.api.retry import backoff_delay
 from akool_flows.api.transport import (
     AiohttpSender,
@@ -221,7 +223,12 @@ class _BaseClient(_Operations):
         self.detect_url = detect_url or DEFAULT_DETECT_URL
         for name, url in (("base_url", self.base_url), ("detect_url", self.detect_url)):
             if not url.startswith(("http://", "https://")):
-                raise ValidationError(f"{name} must be an http(s) URL, got {url!r}", field=name)
+                raise ValidationError(f"{name} must be an http(s) URL, got {redact_url(url)!r}", field=name)
+            if "@" in urlsplit(url).netloc:
+                # httpx would send it as Basic auth in place of the token and log it in clear;
+                # aiohttp refuses it. A proxy that needs it: pass your own http_client.
+                raise ValidationError(f"{name} must not contain user:password@, got {redact_url(url)!r}",
+                                      field=name)
         self.credentials = Credentials(token=token, api_key=api_key, client_id=client_id,
                                        client_secret=client_secret)
         self.timeout = as_timeout(timeout)
@@ -306,7 +313,7 @@ class _BaseClient(_Operations):
         return self.retry.delay(exc, attempt)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(base_url={self.base_url!r}, auth={self.credentials.mode!r})"
+        return f"{type(self).__name__}(base_url={redact_url(self.base_url)!r}, auth={self.credentials.mode!r})"
 
 
 def _chunks(ids: list[str], size: int) -> Iterable[list[str]]:

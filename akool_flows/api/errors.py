@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from akool_flows.api.redact import redact_urls_in
+
 # The docs' ErrorCode table (plus per-page descriptions where they are clearer).
 ERROR_CODES: dict[int, str] = {
     1000: "Success",
@@ -73,7 +75,9 @@ class AkoolError(Exception):
 
     def __init__(self, message: str, *, code: int | None = None, endpoint: str | None = None,
                  http_status: int | None = None, retry_after: float | None = None) -> None:
-        self.message = message
+        # Messages quote user input and Akool's own text, either of which can hold a URL with a
+        # password, a signature or a webhook path token; no exception text may carry those.
+        self.message = redact_urls_in(message)
         self.code = code
         self.endpoint = endpoint
         self.http_status = http_status

@@ -30,6 +30,7 @@ from akool_flows.api.errors import (
     RequestTimeoutError,
     TransportError,
 )
+from akool_flows.api.redact import redact_url
 
 
 @dataclass(slots=True)
@@ -188,5 +189,5 @@ class HttpxSyncSender:
 
 
 def _path(url: str) -> str:
-    # Endpoints in errors are paths only: never a query string (ids are fine, but keep it uniform).
-    return httpx.URL(url).path
+    # Endpoints in errors are paths only (no host, no query), token-like segments masked.
+    return redact_url(httpx.URL(url).path)
