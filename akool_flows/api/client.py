@@ -16,7 +16,6 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,9 +23,9 @@ import httpx
 
 from akool_flows.api import endpoints
 from akool_flows.api.endpoints import Call, check_envelope
+from akool_flows.api.auth import Credentials, env_value, refresh_after, token_call
 from akool_flows.api.errors import (
     AkoolError,
-    AuthenticationError,
     JobFailedError,
     JobTimeoutError,
     ValidationError,
@@ -34,7 +33,7 @@ from akool_flows.api.errors import (
 from akool_flows.api.jobs import Job, JobStatus
 from akool_flows.api.kinds import get_kind
 from akool_flows.api.redact import redact_url
-from akool_flows.api.retry import backoff_delay
+from akool_flows.api.retry import RateLimiter, RetryPolicy
 from akool_flows.api.transport import (
     AiohttpSender,
     HttpxAsyncSender,
@@ -49,99 +48,6 @@ DEFAULT_BASE_URL = "https://openapi.akool.com"
 DEFAULT_DETECT_URL = "https://sg3.akool.com/detect"
 USER_AGENT = "akool-flows/0.1"
 _REFRESH_TOKEN = -1.0
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter (`backoff_delay`), capped, stretched by ``Retry-After``.
-
-    A create call is retried only when the failure proves nothing was created (connection never
-    opened, HTTP 429, 1005 and the "try again later" codes); status calls on anything transient.
-    """
-
-    max_attempts: int = 5
-    initial_backoff: float = 0.5
-    max_backoff: float = 20.0
-    multiplier: float = 2.0
-    #: Longest ``Retry-After`` honoured inside a call; a server asking for more gets the error
-    #: raised at once (with `.retry_after`) instead of a call that blocks for minutes.
-    max_retry_after: float = 60.0
-
-    def should_retry(self, call: Call, exc: AkoolError, attempt: int) -> bool:
-        if attempt >= self.max_attempts or not exc.retryable:
-            return False
-        if call.creates and exc.may_have_created:
-            return False
-        return exc.retry_after is None or exc.retry_after <= self.max_retry_after
-
-    def backoff(self, attempt: int) -> float:
-        return backoff_delay(attempt, base=self.initial_backoff, cap=self.max_backoff, multiplier=self.multiplier)
-
-    def delay(self, exc: AkoolError, attempt: int) -> float:
-        """Seconds before the next attempt: the backoff, or longer if the server said so."""
-        return max(self.backoff(attempt), exc.retry_after or 0.0)
-
-
-class Credentials:
-    """Token, API key or clientId/clientSecret. The repr never shows a secret."""
-
-    __slots__ = ("_token", "api_key", "client_id", "_client_secret")
-
-    def __init__(self, *, token: str | None = None, api_key: str | None = None, client_id: str | None = None,
-                 client_secret: str | None = None) -> None:
-        self._token = token or None
-        self.api_key = api_key or None
-        self.client_id = client_id or None
-        self._client_secret = client_secret or None
-        if not (self._token or self.api_key or (self.client_id and self._client_secret)):
-            raise ValidationError(
-                "no Akool credentials: set AKOOL_API_TOKEN, AKOOL_API_KEY, or AKOOL_CLIENT_ID and "
-                "AKOOL_CLIENT_SECRET (or pass token=, api_key=, client_id= and client_secret=)",
-                field="credentials")
-        if bool(self.client_id) != bool(self._client_secret) and not (self._token or self.api_key):
-            raise ValidationError("client_id and client_secret go together", field="client_secret")
-
-    @property
-    def mode(self) -> str:
-        return "api_key" if self.api_key else "token" if self._token else "client_credentials"
-
-    @property
-    def needs_exchange(self) -> bool:
-        return self._token is None and self.api_key is None
-
-    @property
-    def client_secret(self) -> str | None:
-        return self._client_secret
-
-    @property
-    def token(self) -> str | None:
-        """The bearer token in use (given, or obtained through getToken)."""
-        return self._token
-
-    def headers(self) -> dict[str, str]:
-        if self.api_key:
-            return {"x-api-key": self.api_key}
-        if self._token:
-            return {"Authorization": f"Bearer {self._token}"}
-        return {}
-
-    def set_token(self, token: str) -> None:
-        self._token = token
-
-    def forget_exchanged_token(self) -> bool:
-        """Drop a token obtained through getToken so the next call exchanges again."""
-        if self.client_id and self._client_secret and self._token:
-            self._token = None
-            return True
-        return False
-
-    def __repr__(self) -> str:
-        return f"Credentials(mode={self.mode!r})"
-
-
-def _env(name: str, env: Mapping[str, str]) -> str | None:
-    value = env.get(name)
-    return value.strip() if value and value.strip() else None
 
 
 class _Operations:
@@ -236,8 +142,7 @@ class _BaseClient(_Operations):
         if max_requests_per_second is not None and max_requests_per_second <= 0:
             raise ValidationError("max_requests_per_second must be > 0", field="max_requests_per_second")
         self.max_requests_per_second = max_requests_per_second
-        self._next_slot = 0.0
-        self._slot_lock = threading.Lock()
+        self._limiter = RateLimiter(max_requests_per_second)
         self._extra_headers = {"User-Agent": USER_AGENT, **(headers or {})}
         #: Optional webhook event store: submitted ids are registered so the receiver accepts their events.
         self.event_store = event_store
@@ -250,12 +155,12 @@ class _BaseClient(_Operations):
         AKOOL_CLIENT_ID and AKOOL_CLIENT_SECRET; keyword arguments win over the environment."""
         env = os.environ if env is None else env
         kwargs: dict[str, Any] = {
-            "base_url": _env("AKOOL_BASE_URL", env),
-            "detect_url": _env("AKOOL_DETECT_URL", env),
-            "token": _env("AKOOL_API_TOKEN", env),
-            "api_key": _env("AKOOL_API_KEY", env),
-            "client_id": _env("AKOOL_CLIENT_ID", env),
-            "client_secret": _env("AKOOL_CLIENT_SECRET", env),
+            "base_url": env_value("AKOOL_BASE_URL", env),
+            "detect_url": env_value("AKOOL_DETECT_URL", env),
+            "token": env_value("AKOOL_API_TOKEN", env),
+            "api_key": env_value("AKOOL_API_KEY", env),
+            "client_id": env_value("AKOOL_CLIENT_ID", env),
+            "client_secret": env_value("AKOOL_CLIENT_SECRET", env),
         }
         kwargs.update(overrides)
         return cls(**kwargs)
@@ -285,13 +190,7 @@ class _BaseClient(_Operations):
 
     def _slot_delay(self) -> float:
         """Seconds to wait for the next request slot under the client-side rate limit."""
-        if not self.max_requests_per_second:
-            return 0.0
-        with self._slot_lock:
-            now = time.monotonic()
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + 1.0 / self.max_requests_per_second
-            return slot - now
+        return self._limiter.delay()
 
     def _after(self, call: Call, result: Any) -> Any:
         if isinstance(result, Job) and self.event_store is not None:
@@ -301,8 +200,7 @@ class _BaseClient(_Operations):
     def _after_failure(self, call: Call, exc: AkoolError, attempt: int, refreshed: bool) -> float:
         """After a failed attempt: `_REFRESH_TOKEN` (exchange the token again, retry at once),
         the backoff in seconds before the next attempt, or re-raise `exc`."""
-        if (isinstance(exc, AuthenticationError) and call.auth and not refreshed
-                and self.credentials.forget_exchanged_token()):
+        if refresh_after(call, exc, self.credentials, refreshed):
             # An exchanged token may have been revoked: exchange once more, then give up.
             return _REFRESH_TOKEN
         retry = self.retry.should_retry(call, exc, attempt)
@@ -361,7 +259,7 @@ class AsyncAkoolClient(_BaseClient):
             self._token_lock = asyncio.Lock()
         async with self._token_lock:
             if self.credentials.needs_exchange:
-                call = endpoints.get_token(self.credentials.client_id or "", self.credentials.client_secret or "")
+                call = token_call(self.credentials)
                 self.credentials.set_token(call.parse(await self._execute(call)))
 
     async def _execute(self, call: Call) -> Any:
@@ -467,7 +365,7 @@ class AkoolClient(_BaseClient):
             return
         with self._token_lock:
             if self.credentials.needs_exchange:
-                call = endpoints.get_token(self.credentials.client_id or "", self.credentials.client_secret or "")
+                call = token_call(self.credentials)
                 self.credentials.set_token(call.parse(self._execute(call)))
 
     def _execute(self, call: Call) -> Any:
