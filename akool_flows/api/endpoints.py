@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from akool_flows.api.errors import (
+    AkoolError,
+    AuthenticationError,
     HTTPStatusError,
     MalformedResponseError,
     NotFoundError,
@@ -23,6 +25,7 @@ from akool_flows.api.errors import (
 )
 from akool_flows.api.jobs import Job, JobStatus
 from akool_flows.api.kinds import V3, V4, JobKind, get_kind
+from akool_flows.api.retry import parse_retry_after
 from akool_flows.api.transport import RawResponse
 
 GET_TOKEN_PATH = f"{V3}/getToken"
@@ -44,37 +47,68 @@ class Call:
     parse: Callable[[Any], Any] = field(default=lambda data: data)
 
 
+def _json_object(content: bytes) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
 def check_envelope(call: Call, raw: RawResponse) -> Any:
     """Return `data` of a successful answer or raise the typed error it stands for."""
     endpoint = call.path if call.host == "api" else "detect"
-    if raw.status_code == 429:
-        raise RateLimitError("HTTP 429 Too Many Requests", endpoint=endpoint, http_status=429)
-    if raw.status_code >= 500:
-        raise ServerError(f"HTTP {raw.status_code}", endpoint=endpoint, http_status=raw.status_code)
-    if raw.status_code != 200:
-        # 4xx other than 429: the request was refused before processing.
-        raise HTTPStatusError(f"HTTP {raw.status_code}", endpoint=endpoint, http_status=raw.status_code)
+    status = raw.status_code
+    if not 200 <= status < 300:
+        raise _http_status_error(call, raw, endpoint)
+    # Any 2xx is an answer to read: a create answered 201/202 has created the job.
     try:
         payload = json.loads(raw.content)
     except (ValueError, UnicodeDecodeError):
-        raise MalformedResponseError("answer is not JSON", endpoint=endpoint, http_status=200) from None
+        raise MalformedResponseError("answer is not JSON", endpoint=endpoint, http_status=status) from None
     if not isinstance(payload, dict):
-        raise MalformedResponseError("answer is not a JSON object", endpoint=endpoint, http_status=200)
+        raise MalformedResponseError("answer is not a JSON object", endpoint=endpoint, http_status=status)
     if call.envelope == "error_code":
         code = payload.get("error_code")
         if code != 0:
             msg = str(payload.get("error_msg") or "face detect failed")
             raise ProcessingError(msg, code=code if isinstance(code, int) else None, endpoint=endpoint,
-                                  http_status=200)
+                                  http_status=status)
         return payload
     code = payload.get("code")
     if code != 1000:
         if not isinstance(code, int):
-            raise MalformedResponseError("answer has no business code", endpoint=endpoint, http_status=200)
-        raise error_from_code(code, payload.get("msg"), endpoint)
+            raise MalformedResponseError("answer has no business code", endpoint=endpoint, http_status=status)
+        raise error_from_code(code, payload.get("msg"), endpoint, http_status=status)
     if call.path == GET_TOKEN_PATH:
         return payload
     return payload.get("data")
+
+
+def _http_status_error(call: Call, raw: RawResponse, endpoint: str) -> AkoolError:
+    """The error for a non-2xx answer, keeping Akool's `{"code", "msg"}` when the body has it."""
+    status = raw.status_code
+    payload = _json_object(raw.content) or {}
+    code_field, msg_field, success = (("error_code", "error_msg", 0) if call.envelope == "error_code"
+                                      else ("code", "msg", 1000))
+    code = payload.get(code_field)
+    code = code if isinstance(code, int) and not isinstance(code, bool) else None
+    msg = str(payload.get(msg_field) or "").strip()
+    retry_after = parse_retry_after(raw.headers.get("Retry-After")) if status in (429, 503) else None
+    kw: dict[str, Any] = {"code": code, "endpoint": endpoint, "http_status": status, "retry_after": retry_after}
+    if status == 429:  # refused before processing, whatever the body says
+        return RateLimitError(msg or "HTTP 429 Too Many Requests", **kw)
+    if status >= 500:  # may have been processed before failing, whatever the body says
+        return ServerError(msg or f"HTTP {status}", **kw)
+    if 400 <= status < 500:
+        if code is not None and code != success and call.envelope == "code":
+            return error_from_code(code, msg, endpoint, http_status=status, retry_after=retry_after)
+        if status == 401:  # an exchanged token is exchanged again, as for code 1101
+            return AuthenticationError(msg or "HTTP 401 Unauthorized", **kw)
+        return HTTPStatusError(msg or f"HTTP {status}", **kw)
+    # 1xx/3xx (redirects are not followed): nothing we can read, and a 303 after a POST says the
+    # request was processed.
+    return MalformedResponseError(f"HTTP {status}: unexpected status", **kw)
 
 
 # --- jobs ------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from akool_flows.api.redact import redact_urls_in
+
 # The docs' ErrorCode table (plus per-page descriptions where they are clearer).
 ERROR_CODES: dict[int, str] = {
     1000: "Success",
@@ -72,17 +74,23 @@ class AkoolError(Exception):
     may_have_created: bool = False
 
     def __init__(self, message: str, *, code: int | None = None, endpoint: str | None = None,
-                 http_status: int | None = None) -> None:
-        self.message = message
+                 http_status: int | None = None, retry_after: float | None = None) -> None:
+        # Messages quote user input and Akool's own text, either of which can hold a URL with a
+        # password, a signature or a webhook path token; no exception text may carry those.
+        self.message = redact_urls_in(message)
         self.code = code
         self.endpoint = endpoint
         self.http_status = http_status
+        #: Seconds the server asked us to wait (``Retry-After`` on a 429 or 503), if it said.
+        self.retry_after = retry_after
         super().__init__(self._render())
 
     def _render(self) -> str:
         parts = []
         if self.code is not None:
             parts.append(f"[{self.code}]")
+        if self.http_status not in (None, 200) and not self.message.startswith("HTTP "):
+            parts.append(f"HTTP {self.http_status}:")
         parts.append(self.message)
         if self.endpoint:
             parts.append(f"({self.endpoint})")
@@ -106,7 +114,7 @@ class UnknownKindError(ValidationError):
     """A job kind that is not in the registry."""
 
 
-# --- business errors (HTTP 200, code != 1000) --------------------------------------------------
+# --- business errors (code != 1000, usually on HTTP 200, also on 4xx) -----------------------------
 
 class AkoolAPIError(AkoolError):
     """Akool refused or failed the call with a business code."""
@@ -121,7 +129,7 @@ class QuotaError(AkoolAPIError):
 
 
 class AuthenticationError(AkoolAPIError):
-    """Token missing, invalid or expired (1101, 1102)."""
+    """Token missing, invalid or expired (1101, 1102, or HTTP 401)."""
 
 
 class PermissionDeniedError(AkoolAPIError):
@@ -158,44 +166,47 @@ class TemporaryError(AkoolAPIError):
 # --- transport errors ---------------------------------------------------------------------------
 
 class TransportError(AkoolError):
-    """The HTTP exchange itself failed."""
+    """The HTTP exchange itself failed.
+
+    Once a request may have reached the server, any failure to read a well-formed answer leaves
+    the job's existence unknown, so this class (and every catch-all mapped to it) says
+    ``may_have_created``. Only `ConnectError` proves the request never left.
+    """
 
     retryable = True
+    may_have_created = True
 
 
 class ConnectError(TransportError):
-    """The connection never opened: the request was not sent, so nothing can have been created."""
+    """The connection never opened (refused, DNS, connect or pool timeout, TLS handshake): the
+    request was not sent, so nothing can have been created."""
+
+    may_have_created = False
 
 
 class RequestTimeoutError(TransportError):
     """No (complete) answer in time. The request may have been processed."""
 
-    may_have_created = True
-
 
 class ConnectionDroppedError(TransportError):
     """The connection broke after the request was sent. It may have been processed."""
-
-    may_have_created = True
 
 
 class ServerError(TransportError):
     """HTTP 5xx. The server may have processed the request before failing."""
 
-    may_have_created = True
-
 
 class HTTPStatusError(TransportError):
-    """An unexpected non-200 HTTP status (4xx other than 429)."""
+    """A 4xx HTTP status without an Akool business code (other than 401 and 429): the request
+    was refused before processing."""
 
     retryable = False
     may_have_created = False
 
 
 class MalformedResponseError(TransportError):
-    """The answer was not the JSON envelope Akool sends. The request may have been processed."""
-
-    may_have_created = True
+    """The answer was not a well-formed HTTP answer carrying the JSON envelope Akool sends.
+    The request may have been processed."""
 
 
 class JobFailedError(AkoolError):
@@ -247,10 +258,12 @@ def error_class_for(code: int) -> type[AkoolAPIError]:
     return ProcessingError
 
 
-def error_from_code(code: int, message: str | None, endpoint: str | None) -> AkoolAPIError:
+def error_from_code(code: int, message: str | None, endpoint: str | None, *, http_status: int = 200,
+                    retry_after: float | None = None) -> AkoolAPIError:
     """Build the typed exception for a business-code failure."""
     msg = (message or "").strip() or ERROR_CODES.get(code, "Akool error")
-    return error_class_for(code)(msg, code=code, endpoint=endpoint, http_status=200)
+    return error_class_for(code)(msg, code=code, endpoint=endpoint, http_status=http_status,
+                                 retry_after=retry_after)
 
 
 def is_retryable(exc: BaseException) -> bool:

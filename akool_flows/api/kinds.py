@@ -20,6 +20,7 @@ from pydantic.fields import FieldInfo
 from akool_flows.api import models as m
 from akool_flows.api.errors import UnknownKindError, ValidationError
 from akool_flows.api.pricing import MODERATION_PRICE, moderation_credits  # noqa: F401 - re-exported
+from akool_flows.api.redact import redact_urls_in
 
 V3 = "/api/open/v3"
 V4 = "/api/open/v4"
@@ -165,6 +166,11 @@ def _nested_description(annotation: Any) -> str | None:
     return None
 
 
+def _shown(value: Any) -> Any:
+    # Row rejections are plain text in results files, not exceptions: redact here too.
+    return redact_urls_in(value) if isinstance(value, str) else value
+
+
 def describe_validation_error(kind: JobKind, exc: PydanticValidationError) -> str:
     """One readable sentence per problem: the field, what is wrong, what is allowed."""
     problems = []
@@ -177,11 +183,11 @@ def describe_validation_error(kind: JobKind, exc: PydanticValidationError) -> st
             problems.append(f"{loc}: unknown field (allowed: {', '.join(kind.field_names)})")
         elif etype == "literal_error":
             expected = err.get("ctx", {}).get("expected", "")
-            problems.append(f"{loc}: got {err.get('input')!r}, allowed: {expected}")
+            problems.append(f"{loc}: got {_shown(err.get('input'))!r}, allowed: {expected}")
         else:
             msg = err.get("msg", "invalid").removeprefix("Value error, ")
             shown = err.get("input")
-            shown = f" (got {shown!r})" if isinstance(shown, (int, float, str)) and len(str(shown)) < 80 else ""
+            shown = f" (got {_shown(shown)!r})" if isinstance(shown, (int, float, str)) and len(str(shown)) < 80 else ""
             described = _description(kind, err.get("loc", ()))
             if etype == "string_pattern_mismatch" and described:
                 # A regex is not an explanation; the field's description says what is allowed.

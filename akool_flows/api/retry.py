@@ -1,14 +1,26 @@
 """Backoff: the one place that decides how long to wait before trying again.
 
 The client's retries, the engine's re-submission of refused creates, the operators' and the
-triggers' status polls all back off the same way, so a fix here reaches every caller.
+triggers' status polls all back off the same way, so a fix here reaches every caller. Also here:
+the client's `RetryPolicy` (whether to try again at all) and its request-rate limiter.
 """
 
 from __future__ import annotations
 
+import math
 import random
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timezone
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 
-__all__ = ["backoff_delay"]
+if TYPE_CHECKING:
+    from akool_flows.api.endpoints import Call
+    from akool_flows.api.errors import AkoolError
+
+__all__ = ["RateLimiter", "RetryPolicy", "backoff_delay", "parse_retry_after"]
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, multiplier: float = 2.0,
@@ -22,3 +34,76 @@ def backoff_delay(attempt: int, *, base: float, cap: float, multiplier: float = 
         raise ValueError(f"attempt must be >= 1, got {attempt}")
     step = min(cap, base * multiplier ** (attempt - 1))
     return (rng or random).uniform(step / 2, step)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP date (RFC 9110
+    10.2.3). None when absent or unreadable (negative, not a number, not a date); a date in the
+    past means 0."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # asctime and "-0000" dates: HTTP dates are always GMT
+            when = when.replace(tzinfo=timezone.utc)
+        return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter (`backoff_delay`), capped, stretched by ``Retry-After``.
+
+    A create call is retried only when the failure proves nothing was created (connection never
+    opened, HTTP 429, 1005 and the "try again later" codes); status calls on anything transient.
+    """
+
+    max_attempts: int = 5
+    initial_backoff: float = 0.5
+    max_backoff: float = 20.0
+    multiplier: float = 2.0
+    #: Longest ``Retry-After`` honoured inside a call; a server asking for more gets the error
+    #: raised at once (with `.retry_after`) instead of a call that blocks for minutes.
+    max_retry_after: float = 60.0
+
+    def should_retry(self, call: Call, exc: AkoolError, attempt: int) -> bool:
+        if attempt >= self.max_attempts or not exc.retryable:
+            return False
+        if call.creates and exc.may_have_created:
+            return False
+        return exc.retry_after is None or exc.retry_after <= self.max_retry_after
+
+    def backoff(self, attempt: int) -> float:
+        return backoff_delay(attempt, base=self.initial_backoff, cap=self.max_backoff, multiplier=self.multiplier)
+
+    def delay(self, exc: AkoolError, attempt: int) -> float:
+        """Seconds before the next attempt: the backoff, or longer if the server said so."""
+        return max(self.backoff(attempt), exc.retry_after or 0.0)
+
+
+class RateLimiter:
+    """Client-side request rate: hands out send slots ``1 / per_second`` apart.
+
+    Thread-safe, and shared by every coroutine of an async client (a slot is claimed before
+    the wait, so concurrent callers queue up instead of all waking at once)."""
+
+    def __init__(self, per_second: float | None) -> None:
+        self.per_second = per_second
+        self._next_slot = 0.0
+        self._lock = threading.Lock()
+
+    def delay(self) -> float:
+        """Seconds to wait before sending; 0 without a limit."""
+        if not self.per_second:
+            return 0.0
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + 1.0 / self.per_second
+            return slot - now

@@ -27,6 +27,7 @@ import time
 from typing import Any
 
 from akool_flows.api.errors import ValidationError
+from akool_flows.api.redact import redact_url
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
@@ -159,7 +160,7 @@ def set_params_command(mid: str | None = None, vid: str | None = None, vurl: str
         if value is None:
             continue
         if not isinstance(value, str) or not _URL_RE.match(value.strip()):
-            raise ValidationError(f"{name} must be an http(s) URL, got {value!r}", field=name)
+            raise ValidationError(f"{name} must be an http(s) URL, got {redact_url(value)!r}", field=name)
         data[name] = value.strip()
     if mode is not None:
         if isinstance(mode, bool) or mode not in (1, 2):

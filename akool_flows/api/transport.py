@@ -6,7 +6,10 @@ thousand. Callers who need httpx itself (a proxy setup, `httpx.MockTransport` in
 httpx transport or client and get the httpx sender instead; the client API is the same.
 
 What matters to the layers above is *where* a failure happened: a request that never left
-(`ConnectError`) cannot have created a job; one that failed after sending may have.
+(`ConnectError`) cannot have created a job; one that failed after sending may have. Only
+failures that prove the request never left map to `ConnectError`; everything else, including
+errors we do not recognise, maps to a class that says "may have created" (a garbled answer to a
+create is not a reason to pay again).
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ import httpx
 from akool_flows.api.errors import (
     ConnectError,
     ConnectionDroppedError,
+    MalformedResponseError,
     RequestTimeoutError,
     TransportError,
 )
+from akool_flows.api.redact import redact_url
 
 
 @dataclass(slots=True)
@@ -92,8 +97,9 @@ class AiohttpSender:
             data = _dumps(json)
             headers = {**headers, "Content-Type": "application/json"}
         try:
+            # No redirects, as with httpx: a 3xx is an answer to judge, not a request to re-send.
             async with session.request(method, url, params=params, data=data, headers=headers,
-                                       proxy=self._proxy_for(url)) as resp:
+                                       proxy=self._proxy_for(url), allow_redirects=False) as resp:
                 content = await resp.read()
                 return RawResponse(resp.status, content, resp.headers)
         except aiohttp.ConnectionTimeoutError as exc:
@@ -104,7 +110,13 @@ class AiohttpSender:
             raise RequestTimeoutError("no answer in time", endpoint=_path(url)) from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError) as exc:
             raise ConnectionDroppedError(f"connection dropped: {type(exc).__name__}", endpoint=_path(url)) from None
+        except aiohttp.ClientResponseError as exc:
+            # With raise_for_status=False this is aiohttp's parser rejecting the answer (status
+            # line, duplicate or non-numeric Content-Length, bad header, bad chunk): sent, unread.
+            raise MalformedResponseError(f"malformed HTTP answer: {type(exc).__name__}",
+                                         endpoint=_path(url)) from None
         except aiohttp.ClientError as exc:
+            # Not proven to have failed before sending: TransportError says "may have created".
             raise TransportError(f"HTTP error: {type(exc).__name__}", endpoint=_path(url)) from None
 
     def _proxy_for(self, url: str) -> str | None:
@@ -132,8 +144,11 @@ def _map_httpx_error(exc: httpx.HTTPError, url: str) -> TransportError:
         return ConnectError(f"cannot connect: {type(exc).__name__}", endpoint=endpoint)
     if isinstance(exc, httpx.TimeoutException):
         return RequestTimeoutError("no answer in time", endpoint=endpoint)
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.NetworkError)):
         return ConnectionDroppedError(f"connection dropped: {type(exc).__name__}", endpoint=endpoint)
+    if isinstance(exc, httpx.DecodingError):  # e.g. Content-Encoding: gzip over a body that is not
+        return MalformedResponseError(f"malformed HTTP answer: {type(exc).__name__}", endpoint=endpoint)
+    # Not proven to have failed before sending: TransportError says "may have created".
     return TransportError(f"HTTP error: {type(exc).__name__}", endpoint=endpoint)
 
 
@@ -174,5 +189,5 @@ class HttpxSyncSender:
 
 
 def _path(url: str) -> str:
-    # Endpoints in errors are paths only: never a query string (ids are fine, but keep it uniform).
-    return httpx.URL(url).path
+    # Endpoints in errors are paths only (no host, no query), token-like segments masked.
+    return redact_url(httpx.URL(url).path)

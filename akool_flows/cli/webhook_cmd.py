@@ -103,6 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
+        from akool_flows.api.redact import redact_url
         from akool_flows.webhook import WebhookEventStore, check_credentials, create_webhook_app
         from akool_flows.webhook.store import DEFAULT_STORE_URL
     except ImportError as exc:  # pragma: no cover - depends on the install
@@ -142,7 +143,7 @@ def _serve(args: argparse.Namespace) -> int:
     )
     route = "/webhook/<path-token>" if path_token else "/webhook"
     print(
-        f"akool-flows webhook: POST http://{args.host}:{args.port}{route} -> {store.url}",
+        f"akool-flows webhook: POST http://{args.host}:{args.port}{route} -> {redact_url(store.url)}",
         file=sys.stderr,
         flush=True,
     )

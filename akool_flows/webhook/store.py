@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import StaticPool
 
+from akool_flows.api.redact import redact_url
 from akool_flows.webhook.events import TERMINAL_STATUSES, WebhookEvent
 
 __all__ = ["DEFAULT_STORE_URL", "WebhookEventStore"]
@@ -137,11 +138,12 @@ class WebhookEventStore:
 
     @property
     def url(self) -> str:
-        """The database URL with any password masked."""
+        """The database URL with any password masked (opens the same store again; for display
+        use `redact_url`, which also drops the user name and query values)."""
         return self._engine.url.render_as_string(hide_password=True)
 
     def __repr__(self) -> str:
-        return f"WebhookEventStore(url={self.url!r})"
+        return f"WebhookEventStore(url={redact_url(self.url)!r})"
 
     def close(self) -> None:
         """Release database connections and cancel background checks."""

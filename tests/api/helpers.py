@@ -52,7 +52,8 @@ class Recorded:
         return {k: v[0] if len(v) == 1 else ",".join(v) for k, v in self.query.items()}
 
 
-# An answer: ("json", http_status, payload) | ("raw", http_status, bytes) | ("drop",) | ("hang", seconds)
+# An answer: ("json", http_status, payload[, headers]) | ("raw", http_status, bytes[, headers])
+#   | ("drop",) | ("hang", seconds) | ("wire", bytes): the whole answer, verbatim, then close
 Answer = tuple
 Responder = Callable[[Recorded], Answer]
 
@@ -193,9 +194,14 @@ class ScriptedServer:
                 if answer[0] == "hang":
                     await asyncio.sleep(answer[1])
                     return
+                if answer[0] == "wire":
+                    writer.write(answer[1])
+                    await writer.drain()
+                    return
                 status = answer[1]
                 payload = answer[2] if answer[0] == "raw" else json.dumps(answer[2]).encode()
-                writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+                extra = "".join(f"{k}: {v}\r\n" for k, v in (answer[3] if len(answer) > 3 else {}).items())
+                writer.write(f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n{extra}"
                              f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
                 await writer.drain()
         except asyncio.CancelledError:
@@ -241,9 +247,10 @@ class MockAkool:
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
         if answer[0] == "hang":
             raise httpx.ReadTimeout("timed out", request=request)
+        headers = answer[3] if len(answer) > 3 else None
         if answer[0] == "raw":
-            return httpx.Response(answer[1], content=answer[2])
-        return httpx.Response(answer[1], json=answer[2])
+            return httpx.Response(answer[1], content=answer[2], headers=headers)
+        return httpx.Response(answer[1], json=answer[2], headers=headers)
 
     def then(self, *answers: Answer) -> MockAkool:
         self.script.extend(answers)

@@ -1,0 +1,82 @@
+"""The operations both clients offer, one `endpoints.Call` each.
+
+`_run(call)` is the client's: `AkoolClient` returns the result, `AsyncAkoolClient` an awaitable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from akool_flows.api import endpoints
+from akool_flows.api.endpoints import Call
+from akool_flows.api.jobs import Job
+
+
+class Operations:
+    """Operations shared by both clients; `_run` returns a value (sync) or an awaitable (async)."""
+
+    def _run(self, call: Call) -> Any:  # pragma: no cover - implemented by both clients
+        raise NotImplementedError
+
+    # --- jobs --------------------------------------------------------------------------------
+
+    def submit(self, kind: str, /, **fields: Any) -> Any:
+        """Create a job of `kind` with the docs' field names; returns a `Job` (its `_id`)."""
+        return self._run(endpoints.submit(kind, fields))
+
+    def status(self, kind: str, job_id: str) -> Any:
+        """Where job `job_id` stands, normalised (`JobStatus`)."""
+        return self._run(endpoints.status(kind, job_id))
+
+    def cancel(self, kind: str, job: Job | str) -> Any:
+        """Cancel a job where the API allows it (face swap / re-age tasks, live sessions)."""
+        return self._run(endpoints.cancel(kind, job))
+
+    # --- account and catalogues ----------------------------------------------------------------
+
+    def voices(self, from_: int | None = None) -> Any:
+        return self._run(endpoints.voices(from_))
+
+    def avatars(self, from_: int | None = None, type_: int | None = None, page: int | None = None,
+                size: int | None = None) -> Any:
+        return self._run(endpoints.avatars(from_, type_, page, size))
+
+    def live_avatars(self, page: int | None = None, size: int | None = None) -> Any:
+        return self._run(endpoints.live_avatars(page, size))
+
+    def avatar_detail(self, avatar_record_id: str) -> Any:
+        return self._run(endpoints.avatar_detail(avatar_record_id))
+
+    def languages(self) -> Any:
+        """Video translation languages: `[{"lang_code", "lang_name", "url"}]`."""
+        return self._run(endpoints.languages())
+
+    def credit_info(self) -> Any:
+        """The account's credit balance (faceswap quota info)."""
+        return self._run(endpoints.credit_info())
+
+    def delete_results(self, ids: Iterable[str]) -> Any:
+        return self._run(endpoints.delete_results(ids))
+
+    def cancel_faceswap_jobs(self, task_ids: Iterable[str]) -> Any:
+        return self._run(endpoints.cancel_faceswap_jobs(task_ids))
+
+    def face_detect(self, *, image_url: str | None = None, img: str | None = None,
+                    single_face: bool = False) -> Any:
+        """Face landmarks; `.opts` is `landmarks_str[0]`, ready for sourceImage/targetImage."""
+        return self._run(endpoints.face_detect(image_url=image_url, img=img, single_face=single_face))
+
+    # --- live avatar sessions ------------------------------------------------------------------
+
+    def create_session(self, avatar_id: str, duration: int) -> Any:
+        return self._run(endpoints.session_create(avatar_id, duration))
+
+    def session_detail(self, session_id: str) -> Any:
+        return self._run(endpoints.session_detail(session_id))
+
+    def list_sessions(self, page: int | None = None, size: int | None = None, status: int | None = None) -> Any:
+        return self._run(endpoints.session_list(page, size, status))
+
+    def close_session(self, session_id: str) -> Any:
+        return self._run(endpoints.session_close(session_id))
