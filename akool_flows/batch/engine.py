@@ -24,25 +24,25 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
 
 from akool_flows.api.client import AsyncAkoolClient
 from akool_flows.api.errors import AkoolError, AuthenticationError, NotFoundError, PermissionDeniedError
-from akool_flows.api.jobs import Job, JobStatus
+from akool_flows.api.jobs import JobStatus
 from akool_flows.batch.artifacts import DEFAULT_MAX_BYTES, ArtifactDownloader
 from akool_flows.batch.budget import Budget
+from akool_flows.batch.creates import submit_row
 from akool_flows.batch.errors import BudgetError, LeaseLostError, LedgerError
 from akool_flows.batch.events import EventFeed
 from akool_flows.batch.export import IncrementalCsv
 from akool_flows.batch.ledger import Ledger
 from akool_flows.batch.options import BatchOptions
-from akool_flows.batch.outcomes import classify_create_failure, refusal_backoff
+from akool_flows.batch.housekeeping import flush_quietly, housekeeping, retry_unsaved
 from akool_flows.batch.plan import BatchPlan
 from akool_flows.batch.progress import Progress
-from akool_flows.batch.reconcile import load_row, reconcile
+from akool_flows.batch.reconcile import reconcile
 from akool_flows.batch.results import RESULT_COLUMNS, BatchResult
 from akool_flows.batch.rows import RowTable
 from akool_flows.batch.scheduler import InFlight, Scheduler
@@ -54,9 +54,6 @@ log = logging.getLogger("akool_flows.batch")
 
 #: Status polls answering "not found" before a job is declared failed (one can be a replica lag).
 MAX_MISSES = 3
-_TICK = 0.05
-#: An identical request another live run is sending: ask the ledger again after this long.
-_SHARED_WAIT = 0.5
 
 
 class Run:
@@ -116,7 +113,7 @@ class Run:
             return await self._run()
         finally:
             self.sched.close()
-            self._flush_quietly()
+            flush_quietly(self)
             if self.rows.incremental is not None:
                 try:
                     self.rows.incremental.close()
@@ -144,9 +141,9 @@ class Run:
                     self._start_download(i, list(st.result_urls))
         if self.opts.webhook_url and not self.kind.accepts_webhook:
             log.warning("%s jobs take no webhookUrl; completion is by polling", self.kind.name)
-        self._report()
+        self.report()
         workers = asyncio.gather(*(self._worker() for _ in range(self.opts.concurrency)))
-        house = asyncio.ensure_future(self._housekeeping(workers))
+        house = asyncio.ensure_future(housekeeping(self, workers))
         try:
             await workers
         finally:
@@ -161,8 +158,8 @@ class Run:
                 await self.feed.register_pending()
             except Exception as exc:  # noqa: BLE001 - reported; the jobs are polled by a rerun
                 self.abort("registering job ids with the webhook store", exc)
-        self._retry_unsaved()
-        self._flush_quietly()
+        retry_unsaved(self)
+        flush_quietly(self)
         return finish_result(self)
 
     @property
@@ -249,7 +246,7 @@ class Run:
             if i is not None:
                 self.busy += 1
                 try:
-                    await self._submit(i)
+                    await submit_row(self, i)
                 finally:
                     self.busy -= 1
                 continue
@@ -273,7 +270,7 @@ class Run:
         self.budget.reserve(est)
         return i
 
-    async def _slot(self) -> None:
+    async def slot(self) -> None:
         rps = self.opts.max_requests_per_second
         if not rps:
             return
@@ -282,119 +279,6 @@ class Run:
         self._next_slot = slot + 1.0 / rps
         if slot > now:
             await asyncio.sleep(slot - now)
-
-    # --- creating ----------------------------------------------------------------------------------
-
-    async def _submit(self, i: int) -> None:
-        key, body = self.plan.keys[i], self.plan.bodies[i]
-        if self.opts.webhook_url and self.kind.accepts_webhook and "webhookUrl" not in body:
-            body = {**body, "webhookUrl": self.opts.webhook_url}
-        await self._slot()
-        if not self._claim(i):
-            return
-        try:
-            job = await self.client.submit(self.kind.name, **body)
-        except AkoolError as exc:
-            self._create_failed(i, exc)
-            return
-        except asyncio.CancelledError:
-            raise  # the intent stays: a rerun reports this row as uncertain
-        except Exception as exc:  # noqa: BLE001 - unknown failure after sending: the job may exist
-            log.exception("unexpected error creating row %s", key)
-            self._create_failed(i, exc)
-            return
-        self._created(i, job)
-
-    def _claim(self, i: int) -> bool:
-        """Record the intent (fenced by the lease, shared with other batches); False: do not send."""
-        est = self.est(i)
-        if self.stopped_by is not None:  # stopped while waiting for the rate-limit slot
-            self.budget.release(est)
-            self.rows.error[i] = (None, f"not submitted: stopped ({self.stopped_by})")
-            self.rows.set_outcome(i, "cancelled")
-            return False
-        at = time.time()
-        try:
-            claim = self.ledger.claim(self.batch_id, self.plan.keys[i], generation=self.generation, at=at,
-                                      share=self.opts.reuse, share_uncertain=not self.opts.resubmit_uncertain)
-        except (LedgerError, OSError) as exc:
-            self.budget.release(est)
-            self.rows.error[i] = (None, "not submitted: the ledger could not record the intent")
-            self.rows.set_outcome(i, "cancelled")
-            if isinstance(exc, LeaseLostError):
-                self.lost_lease(exc)
-            else:
-                self.abort("recording an intent in the ledger", exc)
-            return False
-        if claim.granted:
-            self.rows.attempt_at[i] = at
-            return True
-        self.budget.release(est)
-        if claim.wait:
-            self.sched.later(i, _SHARED_WAIT)  # another live run is sending it: see what it gets
-        else:
-            assert claim.source is not None
-            log.info("row %s: same request as batch %s, not sent again", self.plan.keys[i], claim.source_batch)
-            adopted = self.ledger.rows(self.batch_id)[self.plan.keys[i]]
-            load_row(self, i, adopted, resumed=False)
-        return False
-
-    def _created(self, i: int, job: Job) -> None:
-        key, now = self.plan.keys[i], time.time()
-        self.rows.job_id[i] = job.job_id
-        self.rows.submitted_at[i] = now
-        self.submitted_count += 1
-        try:
-            self.ledger.mark_submitted(self.batch_id, key, job.job_id, job.task_id, now)
-        except (LedgerError, OSError) as exc:
-            self.unsaved[i] = (key, job.job_id, job.task_id, now)
-            log.error("row %s: job %s was created but the ledger could not record it; keep this id",
-                      key, job.job_id)
-            self.abort("recording a job id in the ledger", exc)
-        if self.feed is not None:
-            self.feed.submitted(job.job_id)
-        raw = job.raw
-        initial = (job.initial_status if "status" in raw or any(f in raw for f in self.kind.status_fields)
-                   else None)
-        finished_now = initial is not None and initial.done
-        if not self.opts.wait or self.abandoned:
-            if finished_now:  # finished in the create answer: no status call needed
-                self._finish(InFlight(i, job.job_id, time.monotonic(), math.inf), initial, initial.state)
-            else:
-                self.rows.set_outcome(i, "submitted")
-            return
-        rec = self.sched.track(i, job.job_id)
-        if finished_now:
-            self._finish(rec, initial, initial.state)
-
-    def _create_failed(self, i: int, exc: BaseException) -> None:
-        key = self.plan.keys[i]
-        n = self.refusals.get(i, 0) + (1 if getattr(exc, "retryable", False) else 0)
-        self.refusals[i] = n
-        decision = classify_create_failure(exc, n)
-        if decision.created is False:
-            self.budget.release(self.est(i))
-        self.rows.error[i] = (decision.code, decision.message)
-        try:
-            if decision.ledger_state == "uncertain":
-                self.ledger.mark_uncertain(self.batch_id, key, decision.code, decision.message)
-            elif decision.ledger_state == "pending":
-                self.ledger.mark_pending(self.batch_id, key, decision.code, decision.message)
-            else:
-                self.rows.finished_at[i] = time.time()
-                self._finish_buffer.append((key, "failed", self.rows.finished_at[i], None, None, decision.code,
-                                            decision.message, None))
-        except (LedgerError, OSError) as ledger_exc:
-            self.abort("recording a failed create in the ledger", ledger_exc)
-        if decision.action == "retry" and self.stopped_by is None:
-            self.sched.later(i, refusal_backoff(n))
-            return
-        self.rows.set_outcome(i, decision.outcome or "cancelled")
-        if decision.action == "stop_auth":
-            self.stop("auth", f"Akool refused the credentials or permission: {exc}")
-            self.leave_running(f"not waited for: {exc}")
-        elif decision.action == "stop_quota":
-            self.stop("quota", f"the account is out of credits: {exc}")
 
     # --- waiting -----------------------------------------------------------------------------------
 
@@ -406,7 +290,7 @@ class Run:
                 rec.taken = False
 
     async def _poll_inner(self, recs: list[InFlight]) -> None:
-        await self._slot()
+        await self.slot()
         try:
             if self.kind.batch_poll:
                 found = await self.client.statuses(self.kind.name, [r.job_id for r in recs])
@@ -429,21 +313,21 @@ class Run:
             if found is not None and st is None:
                 rec.misses += 1
                 if rec.misses >= MAX_MISSES:
-                    self._finish(rec, None, "failed", (1008, f"Akool does not know job {rec.job_id}"))
+                    self.finish(rec, None, "failed", (1008, f"Akool does not know job {rec.job_id}"))
                     continue
             self._after_poll(rec, st, now)
 
     def _after_poll(self, rec: InFlight, st: JobStatus | None, now: float) -> None:
         if st is not None and st.done:
-            self._finish(rec, st, st.state)
+            self.finish(rec, st, st.state)
         elif now >= rec.deadline:
-            self._finish(rec, st, "timed_out", (None, f"not finished after job_timeout={self.opts.job_timeout}s "
+            self.finish(rec, st, "timed_out", (None, f"not finished after job_timeout={self.opts.job_timeout}s "
                                                       f"(last status {st.state if st else 'unknown'}); "
                                                       "rerun to collect it"))
         else:
             self.sched.next_poll(rec, now)
 
-    def _finish(self, rec: InFlight, st: JobStatus | None, outcome: str,
+    def finish(self, rec: InFlight, st: JobStatus | None, outcome: str,
                 error: tuple[int | None, str] | None = None) -> None:
         """Record a terminal outcome of a job that has an id."""
         if rec.done:
@@ -487,93 +371,6 @@ class Run:
         except LedgerError as exc:
             self.abort("recording a download in the ledger", exc)
 
-    # --- housekeeping ------------------------------------------------------------------------------
-
-    async def _housekeeping(self, workers: asyncio.Future[Any]) -> None:
-        """Runs beside the workers; any failure here reaches the run (stops it) instead of
-        silently ending the lease renewals, the flushes and the progress reports."""
-        try:
-            await self._housekeep(workers)
-        except asyncio.CancelledError:
-            raise
-        except LeaseLostError as exc:
-            self.lost_lease(exc)
-        except Exception as exc:  # noqa: BLE001 - see the docstring
-            self.abort("background bookkeeping", exc)
-
-    async def _housekeep(self, workers: asyncio.Future[Any]) -> None:
-        last_events = last_progress = 0.0
-        last_lease = time.monotonic()
-        event_interval = min(0.25, self.opts.poll_interval)
-        while not workers.done():
-            await asyncio.sleep(_TICK)
-            now = time.monotonic()
-            cancel = self.opts.cancel
-            if cancel is not None and not self.cancelled and cancel.is_set():
-                self.cancelled = True
-                self.stop("cancel", "the run was cancelled")
-                self.leave_running("not waited for: the run was cancelled; rerun to collect it")
-            if self.feed is not None:
-                await self.feed.register_pending()  # soon after the create: the receiver needs the id
-                if now - last_events >= event_interval:
-                    last_events = now
-                    await self._check_events()
-            self._retry_unsaved()
-            self._flush()
-            if self.opts.progress is not None and now - last_progress >= 0.5:
-                last_progress = now
-                self._report()
-            if now - last_lease >= self.opts.lease_ttl / 3:
-                last_lease = now
-                self.ledger.renew(self.batch_id, self.generation, ttl=self.opts.lease_ttl)
-
-    async def _check_events(self) -> None:
-        assert self.feed is not None
-        inflight = self.sched.inflight
-        if not inflight:
-            return
-        found = await self.feed.terminal(list(inflight))
-        now = time.monotonic()
-        for job_id, st in found.items():
-            rec = inflight.get(job_id)
-            if rec is None or rec.done:
-                continue
-            if st is None:  # ended, but the event lacks the result: one status call fetches it
-                self.sched.schedule(rec, now)
-                self.sched.wake_all()
-            else:
-                self._finish(rec, st, st.state)
-        if not inflight:
-            self.sched.wake_all()
-
-    def _flush(self) -> None:
-        if self._finish_buffer:
-            items, self._finish_buffer = self._finish_buffer, []
-            try:
-                self.ledger.finish_many(self.batch_id, items)
-            except BaseException:
-                self._finish_buffer = items + self._finish_buffer  # kept for the next try
-                raise
-        if self.rows.incremental is not None:
-            self.rows.incremental.flush()
-
-    def _flush_quietly(self) -> None:
-        try:
-            self._flush()
-        except (LedgerError, OSError) as exc:
-            if self.stopped_by != "error":
-                self.abort("writing outcomes", exc)
-            log.error("outcomes of %d row(s) could not be written (%s); they are in the results",
-                      len(self._finish_buffer), exc)
-
-    def _retry_unsaved(self) -> None:
-        for i, (key, job_id, task_id, at) in list(self.unsaved.items()):
-            try:
-                self.ledger.mark_submitted(self.batch_id, key, job_id, task_id, at)
-            except (LedgerError, OSError):
-                return
-            del self.unsaved[i]
-
     # --- progress ----------------------------------------------------------------------------------
 
     def progress_snapshot(self, done: bool = False) -> Progress:
@@ -585,7 +382,7 @@ class Run:
                         credits_new=round(self.budget.new, 6), credits_earlier=round(self.budget.earlier, 6),
                         elapsed=time.monotonic() - self.t_start, done=done, stopped_by=self.stopped_by)
 
-    def _report(self, done: bool = False) -> None:
+    def report(self, done: bool = False) -> None:
         if self.opts.progress is None:
             return
         try:

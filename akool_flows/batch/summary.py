@@ -22,7 +22,7 @@ log = logging.getLogger("akool_flows.batch")
 
 
 def finish_result(run: Run) -> BatchResult:
-    run._report(done=True)
+    run.report(done=True)
     results = run.rows.frame()
     results_error = None
     if run.results_path is not None:

@@ -302,7 +302,7 @@ def test_parquet_results_path_keeps_a_partial_csv_until_the_end(sandbox, client,
 
 def test_refused_creates_are_retried_later_then_left_pending(sandbox, ledger_path, monkeypatch):
     """1005 beyond the client's own retries: the engine tries again later, never counts it as created."""
-    monkeypatch.setattr("akool_flows.batch.engine.refusal_backoff", lambda n: 0.02 * 2**n)
+    monkeypatch.setattr("akool_flows.batch.creates.refusal_backoff", lambda n: 0.02 * 2**n)
     sandbox.faults.rate_limit(next=40, path_prefix="/api/open/v3/content/analysis/sentiment")
     from akool_flows.api import RetryPolicy
 

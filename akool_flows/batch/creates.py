@@ -1,0 +1,147 @@
+"""Creating one row's job: claim it in the ledger, send it, record what came back - or decide
+what a failure means (`outcomes.classify_create_failure`) and apply it.
+
+The order is the money rule: the intent is durable (and fenced by the lease, and shared with
+other batches of the ledger) before the request leaves; the job id is recorded right after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from typing import TYPE_CHECKING
+
+from akool_flows.api.errors import AkoolError
+from akool_flows.api.jobs import Job
+from akool_flows.batch.errors import LeaseLostError, LedgerError
+from akool_flows.batch.outcomes import classify_create_failure, refusal_backoff
+from akool_flows.batch.reconcile import load_row
+from akool_flows.batch.scheduler import InFlight
+
+if TYPE_CHECKING:
+    from akool_flows.batch.engine import Run
+
+__all__ = ["submit_row"]
+
+log = logging.getLogger("akool_flows.batch")
+
+#: An identical request another live run is sending: ask the ledger again after this long.
+_SHARED_WAIT = 0.5
+
+
+async def submit_row(run: Run, i: int) -> None:
+    """Send row ``i``'s create (if the ledger lets this run) and record what came back."""
+    key, body = run.plan.keys[i], run.plan.bodies[i]
+    if run.opts.webhook_url and run.kind.accepts_webhook and "webhookUrl" not in body:
+        body = {**body, "webhookUrl": run.opts.webhook_url}
+    await run.slot()
+    if not _claim(run, i):
+        return
+    try:
+        job = await run.client.submit(run.kind.name, **body)
+    except AkoolError as exc:
+        _create_failed(run, i, exc)
+        return
+    except asyncio.CancelledError:
+        raise  # the intent stays: a rerun reports this row as uncertain
+    except Exception as exc:  # noqa: BLE001 - unknown failure after sending: the job may exist
+        log.exception("unexpected error creating row %s", key)
+        _create_failed(run, i, exc)
+        return
+    _created(run, i, job)
+
+
+def _claim(run: Run, i: int) -> bool:
+    """Record the intent (fenced by the lease, shared with other batches); False: do not send."""
+    est = run.est(i)
+    if run.stopped_by is not None:  # stopped while waiting for the rate-limit slot
+        run.budget.release(est)
+        run.rows.error[i] = (None, f"not submitted: stopped ({run.stopped_by})")
+        run.rows.set_outcome(i, "cancelled")
+        return False
+    at = time.time()
+    try:
+        claim = run.ledger.claim(run.batch_id, run.plan.keys[i], generation=run.generation, at=at,
+                                  share=run.opts.reuse, share_uncertain=not run.opts.resubmit_uncertain)
+    except (LedgerError, OSError) as exc:
+        run.budget.release(est)
+        run.rows.error[i] = (None, "not submitted: the ledger could not record the intent")
+        run.rows.set_outcome(i, "cancelled")
+        if isinstance(exc, LeaseLostError):
+            run.lost_lease(exc)
+        else:
+            run.abort("recording an intent in the ledger", exc)
+        return False
+    if claim.granted:
+        run.rows.attempt_at[i] = at
+        return True
+    run.budget.release(est)
+    if claim.wait:
+        run.sched.later(i, _SHARED_WAIT)  # another live run is sending it: see what it gets
+    else:
+        assert claim.source is not None
+        log.info("row %s: same request as batch %s, not sent again", run.plan.keys[i], claim.source_batch)
+        adopted = run.ledger.rows(run.batch_id)[run.plan.keys[i]]
+        load_row(run, i, adopted, resumed=False)
+    return False
+
+
+def _created(run: Run, i: int, job: Job) -> None:
+    key, now = run.plan.keys[i], time.time()
+    run.rows.job_id[i] = job.job_id
+    run.rows.submitted_at[i] = now
+    run.submitted_count += 1
+    try:
+        run.ledger.mark_submitted(run.batch_id, key, job.job_id, job.task_id, now)
+    except (LedgerError, OSError) as exc:
+        run.unsaved[i] = (key, job.job_id, job.task_id, now)
+        log.error("row %s: job %s was created but the ledger could not record it; keep this id",
+                  key, job.job_id)
+        run.abort("recording a job id in the ledger", exc)
+    if run.feed is not None:
+        run.feed.submitted(job.job_id)
+    raw = job.raw
+    initial = (job.initial_status if "status" in raw or any(f in raw for f in run.kind.status_fields)
+               else None)
+    finished_now = initial is not None and initial.done
+    if not run.opts.wait or run.abandoned:
+        if finished_now:  # finished in the create answer: no status call needed
+            run.finish(InFlight(i, job.job_id, time.monotonic(), math.inf), initial, initial.state)
+        else:
+            run.rows.set_outcome(i, "submitted")
+        return
+    rec = run.sched.track(i, job.job_id)
+    if finished_now:
+        run.finish(rec, initial, initial.state)
+
+
+def _create_failed(run: Run, i: int, exc: BaseException) -> None:
+    key = run.plan.keys[i]
+    n = run.refusals.get(i, 0) + (1 if getattr(exc, "retryable", False) else 0)
+    run.refusals[i] = n
+    decision = classify_create_failure(exc, n)
+    if decision.created is False:
+        run.budget.release(run.est(i))
+    run.rows.error[i] = (decision.code, decision.message)
+    try:
+        if decision.ledger_state == "uncertain":
+            run.ledger.mark_uncertain(run.batch_id, key, decision.code, decision.message)
+        elif decision.ledger_state == "pending":
+            run.ledger.mark_pending(run.batch_id, key, decision.code, decision.message)
+        else:
+            run.rows.finished_at[i] = time.time()
+            run._finish_buffer.append((key, "failed", run.rows.finished_at[i], None, None, decision.code,
+                                        decision.message, None))
+    except (LedgerError, OSError) as ledger_exc:
+        run.abort("recording a failed create in the ledger", ledger_exc)
+    if decision.action == "retry" and run.stopped_by is None:
+        run.sched.later(i, max(refusal_backoff(n), getattr(exc, "retry_after", None) or 0.0))
+        return
+    run.rows.set_outcome(i, decision.outcome or "cancelled")
+    if decision.action == "stop_auth":
+        run.stop("auth", f"Akool refused the credentials or permission: {exc}")
+        run.leave_running(f"not waited for: {exc}")
+    elif decision.action == "stop_quota":
+        run.stop("quota", f"the account is out of credits: {exc}")
