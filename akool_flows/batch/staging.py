@@ -141,6 +141,11 @@ class _FsspecTarget:
     def uri(self, name: str) -> str:
         return self.fs.unstrip_protocol(f"{self.root}/{name}")
 
+    def source_options(self, source: str) -> Mapping[str, Any]:
+        """Storage options to read ``source`` with: the target's when it is on the same kind of
+        store (one set of credentials), else the filesystem's defaults."""
+        return self.options if source.lower().startswith(f"{self.protocol}://") else {}
+
     def has(self, name: str, size: int) -> bool:
         try:
             return int(self.fs.info(f"{self.root}/{name}").get("size", -1)) == size
@@ -153,7 +158,7 @@ class _FsspecTarget:
         if local is not None:
             self.fs.put_file(local, dest)
             return
-        with _open_remote(source, self) as src, self.fs.open(dest, "wb") as out:
+        with _open_source(source, self.source_options(source)) as src, self.fs.open(dest, "wb") as out:
             shutil.copyfileobj(src, out, _CHUNK)
 
     def sign(self, name: str, seconds: float) -> str:
@@ -175,6 +180,9 @@ class _SandboxTarget:
     def uri(self, name: str) -> str:
         return SANDBOX_TARGET + name
 
+    def source_options(self, source: str) -> Mapping[str, Any]:
+        return {}
+
     def _answer(self, answer: Any) -> dict[str, Any]:
         if answer.status_code >= 400:
             raise StagingError(f"the sandbox refused {answer.request.method} {redact_url(answer.request.url)} "
@@ -186,7 +194,7 @@ class _SandboxTarget:
         return answer.status_code != 404 and self._answer(answer).get("size") == size
 
     def upload(self, source: str, name: str) -> None:
-        with _open_source(source, None) as f:
+        with _open_source(source, {}) as f:
             self._answer(self.http.put(self.base + name, content=f.read()))
 
     def sign(self, name: str, seconds: float) -> str:
@@ -196,16 +204,13 @@ class _SandboxTarget:
         self.http.close()
 
 
-def _open_remote(source: str, target: _FsspecTarget | None) -> Any:
+def _open_source(source: str, options: Mapping[str, Any]) -> Any:
+    local = _local_path(source)
+    if local is not None:
+        return open(local, "rb")  # noqa: SIM115 - the caller closes it
     import fsspec
 
-    same = target is not None and _SCHEME_RE.match(source).group(1) == target.protocol  # type: ignore[union-attr]
-    return fsspec.open(source, "rb", **(dict(target.options) if same and target else {})).open()
-
-
-def _open_source(source: str, target: _FsspecTarget | None) -> Any:
-    local = _local_path(source)
-    return open(local, "rb") if local is not None else _open_remote(source, target)  # noqa: SIM115
+    return fsspec.open(source, "rb", **dict(options)).open()
 
 
 def _object_name(source: str, sha256: str) -> str:
@@ -312,17 +317,16 @@ class Stager:
         if local is not None:
             st = os.stat(local)
             return st.st_size, str(st.st_mtime_ns)
-        import fsspec
+        from fsspec.core import url_to_fs
 
-        fs, path = fsspec.core.url_to_fs(source, **(dict(self.target.options) if isinstance(
-            self.target, _FsspecTarget) and source.startswith(self.target.protocol + "://") else {}))
+        fs, path = url_to_fs(source, **dict(self.target.source_options(source)))
         info = fs.info(path)
         tag = info.get("ETag") or info.get("LastModified") or info.get("mtime") or info.get("updated")
         return int(info.get("size") or 0), None if tag is None else str(tag)
 
     def _sha256(self, source: str) -> str:
         h = hashlib.sha256()
-        with _open_source(source, self.target if isinstance(self.target, _FsspecTarget) else None) as f:
+        with _open_source(source, self.target.source_options(source)) as f:
             for block in iter(lambda: f.read(_CHUNK), b""):
                 h.update(block)
         return h.hexdigest()

@@ -262,3 +262,23 @@ def test_url_fields_come_from_the_request_models():
         assert "webhookUrl" not in kind.url_fields
         for name in kind.url_fields:
             assert name in kind.field_names
+
+
+def test_objects_already_in_a_bucket_are_staged_like_files(s3, sandbox, client, tmp_path):
+    """An s3:// URI in a URL field (a private bucket) is copied to the stage and signed."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem()
+    fs.pipe("bucket/private/cat.png", b"\x89PNG cat")
+    ledger = tmp_path / "l.sqlite"
+    opts = dict(client=client, ledger=ledger, stage="s3://bucket/public", poll_interval=0.1)
+    result = run_batch(_faces(["s3://bucket/private/cat.png"]), KIND, **opts)
+    assert result.counts["completed"] == 1
+    [record] = _staged(ledger).values()
+    assert record["source"] == "s3://bucket/private/cat.png" and record["staged_uri"].startswith("s3://bucket/public/")
+    assert httpx.get(record["signed_url"]).content == b"\x89PNG cat"
+    puts = s3.methods["PUT"]
+    other = _faces(["s3://bucket/private/cat.png"])
+    other["sourceImage"] = FACE.replace("262,175", "260,170")
+    assert run_batch(other, KIND, **opts).counts["completed"] == 1
+    assert s3.methods["PUT"] == puts
