@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,8 @@ class BatchOptions:
     #: Seconds the signed URL of a staged file stays valid (S3 allows at most 7 days).
     stage_expiry: float = 24 * 3600.0
     #: fsspec storage options for the stage target (``{"key": ..., "client_kwargs": {...}}``).
-    stage_options: Mapping[str, Any] | None = None
+    #: They may hold credentials: kept out of the repr.
+    stage_options: Mapping[str, Any] | None = field(default=None, repr=False)
 
     @classmethod
     def from_kwargs(cls, options: BatchOptions | None = None, **kwargs: Any) -> BatchOptions:

@@ -282,3 +282,23 @@ def test_objects_already_in_a_bucket_are_staged_like_files(s3, sandbox, client, 
     other["sourceImage"] = FACE.replace("262,175", "260,170")
     assert run_batch(other, KIND, **opts).counts["completed"] == 1
     assert s3.methods["PUT"] == puts
+
+
+def test_a_target_that_refuses_uploads_stops_the_batch_before_any_create(s3, sandbox, client, tmp_path):
+    paths = _images(tmp_path / "photos", 4)
+    result = run_batch(_faces(paths), KIND, client=client, ledger=tmp_path / "l.sqlite",
+                       stage="s3://no-such-bucket/p", poll_interval=0.1, concurrency=2)
+    assert result.summary["stopped_by"] == "error"
+    assert "staging to s3://no-such-bucket/p failed" in result.summary["stop_message"]
+    assert set(result.results["outcome"]) == {"cancelled"}
+    assert sandbox.create_count() == 0
+    assert s3.methods["PUT"] >= 1
+
+
+def test_stage_options_stay_out_of_reprs():
+    from akool_flows.batch import BatchOptions
+
+    opts = BatchOptions(stage="s3://bucket/p", stage_options={"secret": "wJalrXUtnFEMI/K7MDENG"}).checked()
+    assert "wJalrXUtnFEMI" not in repr(opts)
+    with pytest.raises(BatchInputError, match="stage"):
+        BatchOptions(stage="  ").checked()
