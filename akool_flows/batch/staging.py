@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from akool_flows.api.client import DEFAULT_BASE_URL
 from akool_flows.api.redact import redact_url, redact_urls_in
 from akool_flows.batch.errors import BatchInputError
 
@@ -229,9 +230,9 @@ class Stager:
         self.ledger = ledger
         self.expiry = float(expiry)
         if target.strip().rstrip("/") in (SANDBOX_TARGET, "sandbox"):
-            if not base_url or base_url.rstrip("/").startswith("https://openapi.akool.com"):
+            if not base_url or base_url.rstrip("/") == DEFAULT_BASE_URL:
                 raise StagingError("stage='sandbox:' stages to the sandbox the batch runs against; this run talks "
-                                   f"to {base_url}: stage to a bucket instead", field="stage")
+                                   f"to {redact_url(base_url)}: stage to a bucket instead", field="stage")
             self.target: Any = _SandboxTarget(base_url)
             # Records are per sandbox: another sandbox (a new port) holds none of these files.
             self.key = f"{SANDBOX_TARGET}{base_url.rstrip('/')}"

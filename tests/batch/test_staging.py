@@ -302,3 +302,10 @@ def test_stage_options_stay_out_of_reprs():
     assert "wJalrXUtnFEMI" not in repr(opts)
     with pytest.raises(BatchInputError, match="stage"):
         BatchOptions(stage="  ").checked()
+
+
+def test_sandbox_stage_is_refused_against_the_real_api(tmp_path):
+    from akool_flows.api.client import DEFAULT_BASE_URL
+
+    with Ledger(tmp_path / "l.sqlite") as led, pytest.raises(BatchInputError, match="stage to a bucket"):
+        Stager(get_kind(KIND), "sandbox:", led, base_url=DEFAULT_BASE_URL)
