@@ -36,11 +36,11 @@ _SHARED_WAIT = 0.5
 async def submit_row(run: Run, i: int) -> None:
     """Send row ``i``'s create (if the ledger lets this run) and record what came back. A row of
     a multi-value group (`batch.groups`) takes its group's other unsent rows along: one create."""
+    members = run.take_group(i)
     # Files in URL fields become signed URLs before any intent (a group's rows share the files).
-    staged = await staged_body(run, i, run.plan.bodies[i])
+    staged = await staged_body(run, members, run.plan.bodies[i])
     if staged is None:
         return
-    members = run.take_group(i)
     await run.slot()
     sending = [j for j in members if _claim(run, j)]
     if not sending:

@@ -338,8 +338,9 @@ class Stager:
             log.info("staging to %s: %s", self.shown, dict(self.counts))
 
 
-async def staged_body(run: Run, i: int, body: dict[str, Any]) -> dict[str, Any] | None:
-    """Row ``i``'s body as it is sent (files staged), or None: the row is not sent.
+async def staged_body(run: Run, rows: list[int], body: dict[str, Any]) -> dict[str, Any] | None:
+    """The body ``rows`` (one row, or a multi-value group sharing its files) are sent with, files
+    staged; or None: they are not sent.
 
     A row whose own file is missing or unreadable fails alone (the ledger keeps it pending: a
     rerun tries again); a target that refuses (credentials, no bucket) stops submission, since
@@ -350,10 +351,11 @@ async def staged_body(run: Run, i: int, body: dict[str, Any]) -> dict[str, Any] 
     try:
         return await stager.stage_body(body)
     except Exception as exc:  # noqa: BLE001 - whatever the filesystem raises: not sent, said why
-        run.budget.release(run.est(i))
         message = f"not submitted: staging failed: {redact_urls_in(str(exc)) or type(exc).__name__}"
-        run.rows.error[i] = (None, message)
-        run.rows.set_outcome(i, "failed" if isinstance(exc, _SourceError) else "cancelled")
+        for i in rows:
+            run.budget.release(run.est(i))
+            run.rows.error[i] = (None, message)
+            run.rows.set_outcome(i, "failed" if isinstance(exc, _SourceError) else "cancelled")
         if not isinstance(exc, _SourceError):
             run.stop("error", f"staging to {stager.shown} failed ({type(exc).__name__}: "
                               f"{redact_urls_in(str(exc))}); nothing more was sent")

@@ -309,3 +309,18 @@ def test_sandbox_stage_is_refused_against_the_real_api(tmp_path):
 
     with Ledger(tmp_path / "l.sqlite") as led, pytest.raises(BatchInputError, match="stage to a bucket"):
         Stager(get_kind(KIND), "sandbox:", led, base_url=DEFAULT_BASE_URL)
+
+
+def test_a_multi_language_translation_stages_its_video_once_for_one_create(s3, sandbox, client, tmp_path):
+    """A video for two languages is one create (`batch.groups`): its file is staged once, after
+    the group is taken (two workers staging its two rows would send two creates)."""
+    video = tmp_path / "talk.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypisom" + os.urandom(64))
+    df = pd.DataFrame({"url": [str(video)], "source_language": ["en"], "language": ["fr,de"], "lipsync": [False]})
+    run_batch(df, "video_translation", client=client, ledger=tmp_path / "l.sqlite", stage="s3://bucket/p",
+              poll_interval=0.1, concurrency=4)
+    # (Whether this sandbox accepts "fr,de" in one create is the sandbox's business, not staging's.)
+    creates = sandbox.stats()["requests_by_path"][get_kind("video_translation").create_path]
+    assert creates == 1 and s3.methods["PUT"] == 1
+    [record] = _staged(tmp_path / "l.sqlite").values()
+    assert httpx.get(record["signed_url"]).content == video.read_bytes()
