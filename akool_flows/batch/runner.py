@@ -103,7 +103,10 @@ async def arun_batch(plan_or_df: BatchPlan | pd.DataFrame, kind: str | None = No
         try:
             batch = batch_id or default_batch_id_for(plan, api.base_url)
             stager = Stager.for_run(plan, opts, led, api.base_url)
-            return await Run(plan, api, led, batch, opts, stager=stager).run()
+            result = await Run(plan, api, led, batch, opts, stager=stager).run()
+            if stager is not None:
+                result.summary["staged_files"] = stager.report()
+            return result
         finally:
             if stager is not None:
                 stager.close()

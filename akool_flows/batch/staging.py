@@ -332,6 +332,11 @@ class Stager:
                 h.update(block)
         return h.hexdigest()
 
+    def report(self) -> dict[str, Any]:
+        """For the summary: the target (redacted) and how many files were uploaded, signed
+        again without an upload, or reused with their signed URL."""
+        return {"target": self.shown, **{k: self.counts.get(k, 0) for k in ("uploaded", "signed", "reused")}}
+
     def close(self) -> None:
         self.target.close()
         if self.counts:

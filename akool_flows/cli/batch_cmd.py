@@ -240,6 +240,10 @@ def _execute(args: argparse.Namespace, kind: str, df: Any, *, columns: Any = Non
             write_table(result.cost_log, args.cost_log)
         print_results(result, args, out)
         print_summary(result, out, cost_log=args.cost_log)
+        staged = result.summary.get("staged_files")
+        if staged and any(staged[k] for k in ("uploaded", "signed", "reused")):
+            print(visible(f"Staged files ({staged['target']}): {staged['uploaded']} uploaded, {staged['signed']} "
+                          f"signed again, {staged['reused']} reused"), file=out)
         if cancel.is_set():
             if args.sandbox:
                 print("Interrupted. (The embedded sandbox stops with this command, so a rerun starts a new "

@@ -117,7 +117,8 @@ def test_cli_stages_five_images_to_s3_and_a_rerun_uploads_nothing(s3, sandbox, t
     _faces([os.path.relpath(p, tmp_path) for p in paths]).to_csv(tmp_path / "faces.csv", index=False)
     argv = ["batch", KIND, "faces.csv", "--stage", "s3://bucket/staged", "--out", "r.csv", "--ledger", "l.sqlite",
             "--poll-interval", "0.1", "--quiet"]
-    assert main(argv) == 0, capsys.readouterr()
+    assert main(argv) == 0
+    assert "Staged files (s3://bucket/staged): 5 uploaded, 0 signed again, 0 reused" in capsys.readouterr().out
     assert s3.methods["PUT"] == 5
     results = pd.read_csv(tmp_path / "r.csv")
     assert results["outcome"].tolist() == ["completed"] * 5
@@ -143,6 +144,7 @@ def test_rows_sent_by_a_later_batch_reuse_the_staged_files(s3, sandbox, client, 
     other["sourceImage"] = FACE.replace("262,175", "260,170")
     second = run_batch(other, KIND, **opts)
     assert second.counts["completed"] == 5
+    assert second.summary["staged_files"] == {"target": "s3://bucket/p", "uploaded": 2, "signed": 0, "reused": 3}
     assert s3.methods["PUT"] == 5, "files staged by the first batch were uploaded again"
     assert sandbox.create_count() == 8
 
