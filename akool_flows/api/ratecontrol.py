@@ -46,7 +46,7 @@ __all__ = ["Pacer", "RateController", "controller_for", "credential_key", "remem
 log = logging.getLogger("akool_flows.ratecontrol")
 
 #: Requests/s on first contact with an account (no remembered rate).
-DEFAULT_INITIAL = 20.0
+DEFAULT_INITIAL = 50.0
 #: Never paced slower than this (a refused call still gets an answer at this pace).
 FLOOR = 1.0
 #: Never faster than this, whatever the server accepts (no account needs more from one process).
@@ -268,6 +268,11 @@ def remember_rates(path: str | os.PathLike[str] | None) -> None:
     """Remember good rates in ``path`` (None: only for the life of the process). A controller
     made after this starts from the rate remembered there for its credential."""
     _STORE.path = None if path is None else Path(path)
+
+
+def remembering() -> Path | None:
+    """Where good rates are remembered (None: nowhere)."""
+    return _STORE.path
 
 
 class _RequestCap:

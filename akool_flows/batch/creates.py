@@ -36,7 +36,6 @@ async def submit_row(run: Run, i: int) -> None:
     key, body = run.plan.keys[i], run.plan.bodies[i]
     if run.opts.webhook_url and run.kind.accepts_webhook and "webhookUrl" not in body:
         body = {**body, "webhookUrl": run.opts.webhook_url}
-    await run.slot()
     if not _claim(run, i):
         return
     try:
@@ -56,7 +55,7 @@ async def submit_row(run: Run, i: int) -> None:
 def _claim(run: Run, i: int) -> bool:
     """Record the intent (fenced by the lease, shared with other batches); False: do not send."""
     est = run.est(i)
-    if run.stopped_by is not None:  # stopped while waiting for the rate-limit slot
+    if run.stopped_by is not None:
         run.budget.release(est)
         run.rows.error[i] = (None, f"not submitted: stopped ({run.stopped_by})")
         run.rows.set_outcome(i, "cancelled")

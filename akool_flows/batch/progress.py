@@ -40,6 +40,10 @@ class Progress:
     #: Why submission stopped early: "budget", "cancel", "quota", "auth", "lease" (another run
     #: took the batch over), "error" (the ledger / results / webhook store failed), or None.
     stopped_by: str | None = None
+    #: The account's request pace now (requests/s), as the client found it (`api.ratecontrol`).
+    rate: float = 0.0
+    #: Calls answered "too frequent" (1005 / 429) during this run: what finding the pace cost.
+    refused_calls: int = 0
 
     @property
     def finished(self) -> int:
@@ -66,11 +70,14 @@ class Progress:
         if self.in_flight:
             parts.append(f"{self.in_flight} running")
         stop = f" | stopped: {self.stopped_by}" if self.stopped_by else ""
+        pace = f" | {self.rate:,.0f} req/s" if self.rate else ""
+        if self.refused_calls:
+            pace += f" ({self.refused_calls:,} refused)"
         money = f"{self.credits_new:,.2f} credits new"
         if self.credits_earlier:
             money += f" + {self.credits_earlier:,.2f} already paid"
         return (f"{self.finished}/{self.total} done ({100 * self.fraction:.1f}%) | {', '.join(parts)} | "
-                f"{money} | {self.elapsed:,.0f}s{stop}")
+                f"{money}{pace} | {self.elapsed:,.0f}s{stop}")
 
 
 class ProgressPrinter:
