@@ -6,12 +6,13 @@ callback may redraw a widget or write a log line without slowing the batch.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
-__all__ = ["Progress", "ProgressPrinter"]
+__all__ = ["Progress", "ProgressLogger", "ProgressPrinter"]
 
 
 @dataclass(frozen=True)
@@ -104,3 +105,19 @@ class ProgressPrinter:
             self._last = now
             self.stream.write(f"progress: {p.line()}\n")
             self.stream.flush()
+
+
+class ProgressLogger:
+    """A progress callback writing `Progress.line` to a logger (an Airflow task log) every
+    ``interval`` seconds and at the end."""
+
+    def __init__(self, logger: Any, *, interval: float = 30.0) -> None:
+        self.logger = logger
+        self.interval = interval
+        self._last = -math.inf  # the monotonic clock may start near 0 (a machine up for minutes)
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if p.done or now - self._last >= self.interval:
+            self._last = now
+            self.logger.info("progress: %s", p.line())

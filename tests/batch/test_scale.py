@@ -63,3 +63,19 @@ def test_the_run_remembers_the_pace_for_the_next_one(tmp_path, monkeypatch):
         assert len(__import__("json").loads(path.read_text())) == 1
     finally:
         ratecontrol.remember_rates(None)
+
+
+def test_progress_logger_writes_the_pace_to_a_task_log(caplog):
+    import logging
+
+    from akool_flows.batch.progress import ProgressLogger
+
+    logger = logging.getLogger("airflow.task.test")
+    show = ProgressLogger(logger, interval=3600)
+    with caplog.at_level(logging.INFO, logger="airflow.task.test"):
+        show(Progress(total=10, completed=2, rate=41.7, refused_calls=3))
+        show(Progress(total=10, completed=3, rate=42.0))  # within the interval: not logged
+        show(Progress(total=10, completed=10, rate=44.0, done=True))
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert "42 req/s (3 refused)" in lines[0] and "44 req/s" in lines[1]
