@@ -13,8 +13,9 @@ process shares one `RateController`:
 * **decrease**: a refusal (1005 / HTTP 429) sets the rate to `DECREASE` x the rate the server
   actually accepted over the last second - once per round: refusals of calls sent before the
   decrease say nothing new;
-* the rate grows only while the pacing is what holds calls back, so a quiet phase (jobs running,
-  nothing to send) does not inflate it into a burst of refusals later.
+* the rate grows only while the pacing is what holds calls back and at least half of it is used,
+  so a quiet phase (jobs running, nothing to send) or a slow machine does not inflate it into a
+  burst of refusals later.
 
 Two processes on one account each see refusals in proportion to what they send and grow by the
 same step, so they converge to a fair share without talking to each other (the AIMD argument).
@@ -58,6 +59,8 @@ SLOW_START_STEP = 1.0
 INCREASE = 5.0
 #: On a refusal, the new rate is this share of the rate the server accepted over the last second.
 DECREASE = 0.85
+#: The pace grows only while at least this share of it is used.
+USED = 0.5
 #: Accepted calls are counted over this window to estimate what the server accepts.
 WINDOW = 1.0
 #: Remembered rates older than this are not trusted (limits change; accounts are upgraded).
@@ -148,8 +151,10 @@ class RateController:
         times.append(now)
         while times and times[0] < now - WINDOW:
             times.popleft()
-        if now - self._binding_at > WINDOW:
-            return  # not sending as fast as allowed: an accepted call proves nothing about more
+        if now - self._binding_at > WINDOW or len(times) < USED * self.rate * WINDOW:
+            # Not sending as fast as allowed (a caller waited now and then, but the pace is
+            # mostly unused): an accepted call proves nothing about a faster pace (RFC 7661).
+            return
         step = SLOW_START_STEP if self.rate < self.ssthresh else self.increase / self.rate
         self.rate = min(self.ceiling, self.rate + step)
 

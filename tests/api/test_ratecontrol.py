@@ -172,3 +172,16 @@ def test_pacer_spaces_slots():
     p = rc.Pacer(10.0, clock=clock)
     assert [round(p.delay(), 3) for _ in range(3)] == [0.0, 0.1, 0.2]
     assert rc.Pacer(None).delay() == 0.0
+
+
+def test_bursts_far_below_the_pace_do_not_grow_it():
+    """64 callers at once every second: each burst waits for slots, but the pace is 90% unused."""
+    clock = Clock()
+    ctl = rc.RateController(clock=clock, initial=500.0)
+    for second in range(20):
+        clock.t = float(second)
+        tickets = [ctl.acquire() for _ in range(50)]
+        clock.t += 0.05
+        for _, epoch in tickets:
+            ctl.record(epoch, clock.t - 0.01, refused=False)
+    assert ctl.rate == 500.0
