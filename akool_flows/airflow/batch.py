@@ -277,6 +277,7 @@ class AkoolBatchOperator(BaseOperator):
     def _run(self, plan: BatchPlan, *, final: bool, job_timeout: float | None = None,
              wait: bool = True) -> BatchResult:
         from akool_flows.batch import BatchInputError, BudgetError, run_batch
+        from akool_flows.batch.progress import ProgressLogger
 
         paths = self.paths()
         store = None
@@ -292,7 +293,8 @@ class AkoolBatchOperator(BaseOperator):
                     resubmit_uncertain=self.resubmit_uncertain, events=store,
                     webhook_url=self.hook.webhook_url if store is not None else None,
                     download_dir=str(paths.downloads) if final and self.download_results else None,
-                    results_path=str(paths.results) if final else None, wait=wait)
+                    results_path=str(paths.results) if final else None, wait=wait,
+                    progress=ProgressLogger(self.log))
         except (BatchInputError, BudgetError) as exc:
             raise AirflowFailException(f"batch refused: {exc}") from None
         finally:

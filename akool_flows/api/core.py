@@ -23,11 +23,19 @@ import httpx
 from akool_flows.api import endpoints
 from akool_flows.api.auth import Credentials, env_value, refresh_after, token_call
 from akool_flows.api.endpoints import Call, check_envelope
-from akool_flows.api.errors import AkoolError, JobFailedError, JobTimeoutError, ValidationError
+from akool_flows.api.errors import (
+    AkoolAPIError,
+    AkoolError,
+    JobFailedError,
+    JobTimeoutError,
+    RateLimitError,
+    ValidationError,
+)
 from akool_flows.api.jobs import Job, JobStatus
 from akool_flows.api.kinds import get_kind
 from akool_flows.api.redact import redact_url
-from akool_flows.api.retry import RateLimiter, RetryPolicy
+from akool_flows.api.ratecontrol import Pacer, RateController, controller_for, credential_key, request_cap
+from akool_flows.api.retry import RetryPolicy
 from akool_flows.api.transport import as_timeout
 
 log = logging.getLogger("akool_flows.client")
@@ -121,7 +129,12 @@ class ClientCore:
         if max_requests_per_second is not None and max_requests_per_second <= 0:
             raise ValidationError("max_requests_per_second must be > 0", field="max_requests_per_second")
         self.max_requests_per_second = max_requests_per_second
-        self._limiter = RateLimiter(max_requests_per_second)
+        #: The user's cap on top of the shared controller: this client never sends faster.
+        self._cap = Pacer(max_requests_per_second)
+        c = self.credentials
+        identity = f"key:{c.api_key}" if c.api_key else f"id:{c.client_id}" if c.client_id else f"tok:{c.token}"
+        #: The pace every client of this credential in the process shares (`ratecontrol`).
+        self.rate_control: RateController = controller_for(credential_key(self.base_url, identity))
         self._extra_headers = {"User-Agent": USER_AGENT, **(headers or {})}
         #: Optional webhook event store: submitted ids are registered so the receiver accepts their events.
         self.event_store = event_store
@@ -178,21 +191,27 @@ class ClientCore:
     # --- flows ----------------------------------------------------------------------------------
 
     def execute_flow(self, call: Call) -> Flow[Any]:
-        """One call with retries, token refresh and the rate limit: the answer's `data`."""
+        """One call with retries, token refresh and the account's pace: the answer's `data`."""
         attempt = 0
         refreshed = False
+        rate = self.rate_control
         while True:
             attempt += 1
             if call.auth and self.credentials.needs_exchange:
                 yield ObtainToken()
-            pause = self._limiter.delay()
+            pause, round_ = rate.acquire()
+            pause = max(pause, self._cap.delay(), request_cap.delay())
             if pause:
                 yield Sleep(pause)
             self.request_count += 1
+            sent = time.monotonic()
             try:
                 raw = yield Send(call.method, self._url(call), call.params, call.body, self._headers(call))
-                return check_envelope(call, raw)
+                data = check_envelope(call, raw)
             except AkoolError as exc:
+                refused = isinstance(exc, RateLimitError)
+                if refused or isinstance(exc, AkoolAPIError):  # an answer: the pace was fine unless refused
+                    rate.record(round_, sent, refused=refused, retry_after=exc.retry_after)
                 if refresh_after(call, exc, self.credentials, refreshed):
                     refreshed = True  # exchange once more (next attempt), then give up
                     continue
@@ -201,7 +220,11 @@ class ClientCore:
                         call.method, call.path, attempt, exc, "; retrying" if retry else "")
                 if not retry:
                     raise
-                yield Sleep(self.retry.delay(exc, attempt))
+                if not refused:  # a refusal is paced by the controller (slower now, and any Retry-After)
+                    yield Sleep(self.retry.delay(exc, attempt))
+                continue
+            rate.record(round_, sent, refused=False)
+            return data
 
     def call_flow(self, call: Call) -> Flow[Any]:
         """`execute_flow`, then the call's own parsing (a `Job`, a `JobStatus`, ...)."""

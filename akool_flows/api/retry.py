@@ -2,14 +2,14 @@
 
 The client's retries, the engine's re-submission of refused creates, the operators' and the
 triggers' status polls all back off the same way, so a fix here reaches every caller. Also here:
-the client's `RetryPolicy` (whether to try again at all) and its request-rate limiter.
+the client's `RetryPolicy` (whether to try again at all). How fast to send - and so how long a
+refused (1005 / 429) call waits - is `ratecontrol`'s, not a backoff's.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import threading
 import time
 from dataclasses import dataclass
 from datetime import timezone
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from akool_flows.api.endpoints import Call
     from akool_flows.api.errors import AkoolError
 
-__all__ = ["RateLimiter", "RetryPolicy", "backoff_delay", "parse_retry_after"]
+__all__ = ["RetryPolicy", "backoff_delay", "parse_retry_after"]
 
 
 def backoff_delay(attempt: int, *, base: float, cap: float, multiplier: float = 2.0,
@@ -60,6 +60,9 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 class RetryPolicy:
     """Exponential backoff with jitter (`backoff_delay`), capped, stretched by ``Retry-After``.
 
+    A rate-limit refusal (1005 / 429) is retried without a backoff of its own: the shared
+    `ratecontrol.RateController` slows the account's pace and holds every call for a ``Retry-After``.
+
     A create call is retried only when the failure proves nothing was created (connection never
     opened, HTTP 429, 1005 and the "try again later" codes); status calls on anything transient.
     """
@@ -85,25 +88,3 @@ class RetryPolicy:
     def delay(self, exc: AkoolError, attempt: int) -> float:
         """Seconds before the next attempt: the backoff, or longer if the server said so."""
         return max(self.backoff(attempt), exc.retry_after or 0.0)
-
-
-class RateLimiter:
-    """Client-side request rate: hands out send slots ``1 / per_second`` apart.
-
-    Thread-safe, and shared by every coroutine of an async client (a slot is claimed before
-    the wait, so concurrent callers queue up instead of all waking at once)."""
-
-    def __init__(self, per_second: float | None) -> None:
-        self.per_second = per_second
-        self._next_slot = 0.0
-        self._lock = threading.Lock()
-
-    def delay(self) -> float:
-        """Seconds to wait before sending; 0 without a limit."""
-        if not self.per_second:
-            return 0.0
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + 1.0 / self.per_second
-            return slot - now

@@ -41,7 +41,6 @@ async def submit_row(run: Run, i: int) -> None:
     staged = await staged_body(run, members, run.plan.bodies[i])
     if staged is None:
         return
-    await run.slot()
     sending = [j for j in members if _claim(run, j)]
     if not sending:
         return
@@ -79,7 +78,7 @@ async def submit_row(run: Run, i: int) -> None:
 def _claim(run: Run, i: int) -> bool:
     """Record the intent (fenced by the lease, shared with other batches); False: do not send."""
     est = run.est(i)
-    if run.stopped_by is not None:  # stopped while waiting for the rate-limit slot
+    if run.stopped_by is not None:
         run.budget.release(est)
         run.rows.error[i] = (None, f"not submitted: stopped ({run.stopped_by})")
         run.rows.set_outcome(i, "cancelled")

@@ -30,6 +30,7 @@ from typing import Any
 
 from akool_flows.api.client import AsyncAkoolClient
 from akool_flows.api.errors import AkoolError, AuthenticationError, NotFoundError, PermissionDeniedError
+from akool_flows.api.ratecontrol import request_cap
 from akool_flows.api.jobs import JobStatus
 from akool_flows.batch.artifacts import DEFAULT_MAX_BYTES, ArtifactDownloader
 from akool_flows.batch.budget import Budget
@@ -90,7 +91,9 @@ class Run:
         self.abandoned = False
         self.busy = self.polling = 0
         self.poll_slots = max(1, opts.concurrency // 2)
-        self._next_slot = 0.0
+        #: Workers waiting for the account's pace to need them (`_admit`).
+        self._gated: list[asyncio.Future[None]] = []
+        self.rate = client.rate_control
         self._finish_buffer: list[tuple[Any, ...]] = []
         #: Job ids received whose ledger write failed: retried, and printed if it never succeeds.
         self.unsaved: dict[int, tuple[str, str, str | None, float]] = {}
@@ -108,6 +111,7 @@ class Run:
         self.sched.loop = asyncio.get_running_loop()
         self.t_start = time.monotonic()
         self.calls_start = self.client.request_count
+        self.refused_start = self.rate.refused
         valid = [(self.plan.keys[i], i) for i in range(self.rows.n) if self.plan.valid[i]]
         self.ledger.begin_batch(self.batch_id, self.kind.name, valid, endpoint=self.client.base_url,
                                 meta={"rows": self.rows.n, "valid": len(valid), "kind": self.kind.name})
@@ -145,7 +149,10 @@ class Run:
         if self.opts.webhook_url and not self.kind.accepts_webhook:
             log.warning("%s jobs take no webhookUrl; completion is by polling", self.kind.name)
         self.report()
-        workers = asyncio.gather(*(self._worker() for _ in range(self.opts.concurrency)))
+        # The user's max_requests_per_second holds for this run's calls (its tasks inherit it),
+        # on top of the account's pace that every client of the credential shares.
+        with request_cap.limit(self.opts.max_requests_per_second):
+            workers = asyncio.gather(*(self._worker() for _ in range(self.opts.concurrency)))
         house = asyncio.ensure_future(housekeeping(self, workers))
         try:
             await workers
@@ -228,22 +235,47 @@ class Run:
         except Exception as exc:  # noqa: BLE001 - a bug must end the run cleanly, not hang it
             log.exception("batch worker failed")
             self.abort("a batch worker", exc)
+        finally:
+            self._wake_gated()  # a leaving worker lets a waiting one see the end too
+
+    async def _admit(self) -> None:
+        """Wait while more calls are in flight than the account's pace needs: ``concurrency``
+        is a maximum, and calls queued beyond the pace would only go out at a rate that was
+        already found too fast when the server refuses."""
+        while self.busy >= self.rate.concurrency(self.opts.concurrency):
+            fut = asyncio.get_running_loop().create_future()
+            self._gated.append(fut)
+            await fut
+
+    def _wake_gated(self) -> None:
+        while self._gated:
+            fut = self._gated.pop(0)
+            if not fut.done():
+                fut.set_result(None)
+                return
+
+    def _leave(self) -> None:
+        self.busy -= 1
+        self._wake_gated()
 
     async def _work(self) -> None:
         sched = self.sched
         while True:
+            if self.busy:
+                await self._admit()
             # Polls go first, but while rows wait to be created they get at most half the
             # workers: otherwise frequent polls of early jobs would starve the submission.
             submitting = self.stopped_by is None and sched.has_rows()
-            recs = sched.take_polls() if self.polling < self.poll_slots or not submitting else []
+            poll_slots = max(1, min(self.poll_slots, self.rate.concurrency(self.opts.concurrency) // 2))
+            recs = sched.take_polls() if self.polling < poll_slots or not submitting else []
             if recs:
                 self.busy += 1
                 self.polling += 1
                 try:
                     await self._poll(recs)
                 finally:
-                    self.busy -= 1
                     self.polling -= 1
+                    self._leave()
                 continue
             i = self._take_submission()
             if i is not None:
@@ -251,7 +283,7 @@ class Run:
                 try:
                     await submit_row(self, i)
                 finally:
-                    self.busy -= 1
+                    self._leave()
                 continue
             if sched.idle() and self.busy == 0:
                 sched.wake_all()
@@ -287,16 +319,6 @@ class Run:
         self.budget.reserve(est)
         return i
 
-    async def slot(self) -> None:
-        rps = self.opts.max_requests_per_second
-        if not rps:
-            return
-        now = time.monotonic()
-        slot = max(now, self._next_slot)
-        self._next_slot = slot + 1.0 / rps
-        if slot > now:
-            await asyncio.sleep(slot - now)
-
     # --- waiting -----------------------------------------------------------------------------------
 
     async def _poll(self, recs: list[InFlight]) -> None:
@@ -307,7 +329,6 @@ class Run:
                 rec.taken = False
 
     async def _poll_inner(self, recs: list[InFlight]) -> None:
-        await self.slot()
         try:
             if self.kind.batch_poll:
                 found = await self.client.statuses(self.kind.name, [r.job_id for r in recs])
@@ -397,7 +418,8 @@ class Run:
                         cancelled=c["cancelled"], timed_out=c["timed_out"], left_running=c["submitted"],
                         in_flight=len(self.sched.inflight), credits=round(self.budget.committed, 6),
                         credits_new=round(self.budget.new, 6), credits_earlier=round(self.budget.earlier, 6),
-                        elapsed=time.monotonic() - self.t_start, done=done, stopped_by=self.stopped_by)
+                        elapsed=time.monotonic() - self.t_start, done=done, stopped_by=self.stopped_by,
+                        rate=round(self.rate.rate, 1), refused_calls=self.rate.refused - self.refused_start)
 
     def report(self, done: bool = False) -> None:
         if self.opts.progress is None:

@@ -6,12 +6,13 @@ callback may redraw a widget or write a log line without slowing the batch.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
-__all__ = ["Progress", "ProgressPrinter"]
+__all__ = ["Progress", "ProgressLogger", "ProgressPrinter"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class Progress:
     #: Why submission stopped early: "budget", "cancel", "quota", "auth", "lease" (another run
     #: took the batch over), "error" (the ledger / results / webhook store failed), or None.
     stopped_by: str | None = None
+    #: The account's request pace now (requests/s), as the client found it (`api.ratecontrol`).
+    rate: float = 0.0
+    #: Calls answered "too frequent" (1005 / 429) during this run: what finding the pace cost.
+    refused_calls: int = 0
 
     @property
     def finished(self) -> int:
@@ -66,11 +71,14 @@ class Progress:
         if self.in_flight:
             parts.append(f"{self.in_flight} running")
         stop = f" | stopped: {self.stopped_by}" if self.stopped_by else ""
+        pace = f" | {self.rate:,.0f} req/s" if self.rate else ""
+        if self.refused_calls:
+            pace += f" ({self.refused_calls:,} refused)"
         money = f"{self.credits_new:,.2f} credits new"
         if self.credits_earlier:
             money += f" + {self.credits_earlier:,.2f} already paid"
         return (f"{self.finished}/{self.total} done ({100 * self.fraction:.1f}%) | {', '.join(parts)} | "
-                f"{money} | {self.elapsed:,.0f}s{stop}")
+                f"{money}{pace} | {self.elapsed:,.0f}s{stop}")
 
 
 class ProgressPrinter:
@@ -97,3 +105,19 @@ class ProgressPrinter:
             self._last = now
             self.stream.write(f"progress: {p.line()}\n")
             self.stream.flush()
+
+
+class ProgressLogger:
+    """A progress callback writing `Progress.line` to a logger (an Airflow task log) every
+    ``interval`` seconds and at the end."""
+
+    def __init__(self, logger: Any, *, interval: float = 30.0) -> None:
+        self.logger = logger
+        self.interval = interval
+        self._last = -math.inf  # the monotonic clock may start near 0 (a machine up for minutes)
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if p.done or now - self._last >= self.interval:
+            self._last = now
+            self.logger.info("progress: %s", p.line())

