@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from akool_flows.api.errors import AkoolError
+from akool_flows.api.faces import afill_faces_with, needs_detection
 from akool_flows.api.jobs import Job
 from akool_flows.batch.errors import LeaseLostError, LedgerError
 from akool_flows.batch.outcomes import classify_create_failure, refusal_backoff
@@ -36,6 +37,12 @@ async def submit_row(run: Run, i: int) -> None:
     key, body = run.plan.keys[i], run.plan.bodies[i]
     if run.opts.webhook_url and run.kind.accepts_webhook and "webhookUrl" not in body:
         body = {**body, "webhookUrl": run.opts.webhook_url}
+    if needs_detection(run.kind, body):  # face hook: plain image URLs get their landmarks (api.faces)
+        try:
+            body = await afill_faces_with(run.client, run.kind, body)
+        except AkoolError as exc:  # nothing was created: no face found is final, a refused detect retried
+            _create_failed(run, i, exc)
+            return
     await run.slot()
     if not _claim(run, i):
         return

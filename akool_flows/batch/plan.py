@@ -21,8 +21,8 @@ import pandas as pd
 from pydantic import BaseModel
 
 from akool_flows.api.errors import ValidationError
+from akool_flows.api.faces import planned_body, required_fields
 from akool_flows.api.kinds import JobKind, get_kind
-from akool_flows.api.models import dump_request
 from akool_flows.batch.cost import USD_PER_CREDIT, CostEstimate, check_cost_table, estimate_row
 from akool_flows.batch.errors import BatchInputError
 
@@ -245,7 +245,7 @@ def _resolve_mapping(kind: JobKind, df: pd.DataFrame, columns: ColumnSpec,
     else:
         raise BatchInputError("columns must be None, a {field: column} mapping or a function row -> fields",
                               field="columns")
-    missing = [f for f in kind.required_fields if f not in mapping and f not in defaults]
+    missing = [f for f in required_fields(kind) if f not in mapping and f not in defaults]
     if missing:
         hint = (f"; pass columns={{{missing[0]!r}: '<column>'}} or defaults={{{missing[0]!r}: ...}}"
                 if columns is None else "")
@@ -374,7 +374,8 @@ def _row_fields(k: JobKind, row: dict[str, Any], to_fields: Callable[[dict[str, 
                 return fields, f"{k.name}: {name}: contains a NUL character (binary data in a text cell?)"
         fields[name] = coercers[name](value) if name in coercers else value
     try:
-        return dump_request(k.validate(fields)), None
+        # Faces given as plain image URLs are kept without landmarks: detected just before the create.
+        return planned_body(k, fields), None
     except ValidationError as exc:
         return _jsonable(fields), exc.message
 
