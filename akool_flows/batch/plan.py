@@ -374,7 +374,6 @@ def _row_fields(k: JobKind, row: dict[str, Any], to_fields: Callable[[dict[str, 
                 return fields, f"{k.name}: {name}: contains a NUL character (binary data in a text cell?)"
         fields[name] = coercers[name](value) if name in coercers else value
     try:
-        # Faces given as plain image URLs are kept without landmarks: detected just before the create.
         return planned_body(k, fields), None
     except ValidationError as exc:
         return _jsonable(fields), exc.message
