@@ -67,6 +67,9 @@ class JobKind:
     #: The job's answer is a verdict (`JobStatus.conclusion`) rather than a file: the name of the
     #: results column that holds it, or None. A webhook never carries it (one status call does).
     verdict_field: str | None = None
+    #: A field that may list several values ("fr,de,ja") in one create, Akool answering one job per
+    #: value (``all_results``): the batch engine reports one result row per value.
+    multi_value_field: str | None = None
     #: Price of one job from its fields when the docs publish one: ``(fields, duration) ->
     #: credits``, or None (unknown: the estimate says so rather than invent a price).
     price: Callable[[Mapping[str, Any], float | None], float | None] | None = None
@@ -283,7 +286,7 @@ KINDS: dict[str, JobKind] = {k.name: k for k in (
                 {"type": "audio", "url": "https://example.com/voice.mp3"}]}),
     JobKind("video_translation", "Video translation", "Translate a video's speech, optionally lip-synced.",
             f"{V3}/content/video/createbytranslate", m.VideoTranslationRequest,
-            webhook_type="video translate",
+            webhook_type="video translate", multi_value_field="language",
             **{**_VIDEO_STATUS, "result_fields": ("video", "lipsync_video_url")},
             example={"url": "https://example.com/clip.mp4", "source_language": "en", "language": "fr",
                      "lipsync": False}),

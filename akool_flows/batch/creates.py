@@ -13,10 +13,11 @@ import math
 import time
 from typing import TYPE_CHECKING
 
-from akool_flows.api.errors import AkoolError
+from akool_flows.api.errors import AkoolError, MalformedResponseError
 from akool_flows.api.faces import afill_faces_with, needs_detection
 from akool_flows.api.jobs import Job
 from akool_flows.batch.errors import LeaseLostError, LedgerError
+from akool_flows.batch.groups import jobs_by_value
 from akool_flows.batch.outcomes import classify_create_failure, refusal_backoff
 from akool_flows.batch.reconcile import load_row
 from akool_flows.batch.scheduler import InFlight
@@ -33,31 +34,49 @@ _SHARED_WAIT = 0.5
 
 
 async def submit_row(run: Run, i: int) -> None:
-    """Send row ``i``'s create (if the ledger lets this run) and record what came back."""
-    key, body = run.plan.keys[i], run.plan.bodies[i]
+    """Send row ``i``'s create (if the ledger lets this run) and record what came back. A row of
+    a multi-value group (`batch.groups`) takes its group's other unsent rows along: one create."""
+    members = run.take_group(i)
+    await run.slot()
+    sending = [j for j in members if _claim(run, j)]
+    if not sending:
+        return
+    body = run.plan.bodies[sending[0]]
+    field = run.kind.multi_value_field
+    if run.plan.group_of[i] is not None and field is not None:
+        body = {**body, field: ",".join(str(run.plan.group_value[j]) for j in sending)}
     if run.opts.webhook_url and run.kind.accepts_webhook and "webhookUrl" not in body:
         body = {**body, "webhookUrl": run.opts.webhook_url}
     if needs_detection(run.kind, body):  # face hook: plain image URLs get their landmarks (api.faces)
         try:
             body = await afill_faces_with(run.client, run.kind, body)
-        except AkoolError as exc:  # nothing was created: no face found is final, a refused detect retried
-            _create_failed(run, i, exc)
+        except AkoolError as exc:  # no create was sent: no face found is final, a refused detect retried
+            for j in sending:
+                _create_failed(run, j, exc)
             return
-    await run.slot()
-    if not _claim(run, i):
-        return
     try:
         job = await run.client.submit(run.kind.name, **body)
-    except AkoolError as exc:
-        _create_failed(run, i, exc)
-        return
     except asyncio.CancelledError:
-        raise  # the intent stays: a rerun reports this row as uncertain
-    except Exception as exc:  # noqa: BLE001 - unknown failure after sending: the job may exist
-        log.exception("unexpected error creating row %s", key)
-        _create_failed(run, i, exc)
+        raise  # the intents stay: a rerun reports these rows as uncertain
+    except Exception as exc:  # noqa: BLE001 - AkoolError, or unknown after sending: the job may exist
+        if not isinstance(exc, AkoolError):
+            log.exception("unexpected error creating row %s", run.plan.keys[i])
+        for j in sending:
+            _create_failed(run, j, exc)
         return
-    _created(run, i, job)
+    if run.plan.group_of[i] is None or field is None:
+        _created(run, i, job)
+        return
+    found = jobs_by_value(job, field)
+    if not found and len(sending) == 1:
+        found = {str(run.plan.group_value[sending[0]]): job}
+    for j in sending:
+        sub = found.get(str(run.plan.group_value[j]))
+        if sub is not None:
+            _created(run, j, sub)
+        else:  # paid for all values, answered fewer: that job may exist under an id we never saw
+            _create_failed(run, j, MalformedResponseError(
+                f"the create answer lists no job for {field}={run.plan.group_value[j]!r}"))
 
 
 def _claim(run: Run, i: int) -> bool:

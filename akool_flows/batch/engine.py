@@ -255,6 +255,20 @@ class Run:
                 return
             await sched.sleep()
 
+    def take_group(self, i: int) -> list[int]:
+        """Row ``i`` and, for a multi-value group, its other rows still waiting to be sent (taken
+        off the queue and reserved against the budget here: they go out in the same create)."""
+        leader = self.plan.group_of[i]
+        if leader is None:
+            return [i]
+        waiting = []
+        for j in self.sched.waiting_where(lambda j: j != i and self.plan.group_of[j] == leader):
+            if self.budget.fits(self.est(j)):  # the rest stay queued (and meet the budget there)
+                self.budget.reserve(self.est(j))
+                waiting.append(j)
+        self.sched.remove(waiting)
+        return [i, *waiting]
+
     def _take_submission(self) -> int | None:
         if self.stopped_by is not None:
             return None

@@ -51,9 +51,13 @@ def _language_codes(client: Any, languages: Iterable[Any] | None) -> set[str] | 
 
 def translate_catalog(df: pd.DataFrame, url_column: str, source_language: str, targets: Sequence[str] | str,
                       lipsync: bool = False, *, client: Any = None,
-                      languages: Iterable[Any] | None = None) -> pd.DataFrame:
+                      languages: Iterable[Any] | None = None, one_create_per_video: bool = False) -> pd.DataFrame:
     """Rows x target languages for ``video_translation``: columns ``url``, ``source_language``,
     ``language``, ``lipsync`` plus the input's columns.
+
+    ``one_create_per_video=True`` keeps one row per video with every target in one ``language``
+    ("fr,de,ja"): one create call per video, Akool answering one job per language; the batch
+    still reports (and records) one result row per video and language, numbered by video.
 
     With ``client`` (a sync `AkoolClient`) or ``languages`` (``client.languages()``'s list or plain
     codes), the source and every target are checked against Akool's language list first.
@@ -87,6 +91,9 @@ def translate_catalog(df: pd.DataFrame, url_column: str, source_language: str, t
         base["url"] = base[url_column]
     base["source_language"] = source_language
     base["lipsync"] = bool(lipsync)
+    if one_create_per_video:
+        base["language"] = ",".join(targets)
+        return base
     return fan_out(base, "language", targets)
 
 

@@ -157,10 +157,17 @@ class BatchPlan:
     #: Per row: the position of the earlier row with the identical request (sent once, and this
     #: row carries its outcome), or None.
     duplicate_of: list[int | None] = field(repr=False, default_factory=list)
+    #: Per row: the position of the first row of its multi-value group (one create answered by
+    #: one job per value, see `batch.groups`), or None; and the row's own value in that group.
+    group_of: list[int | None] = field(repr=False, default_factory=list)
+    group_value: list[str | None] = field(repr=False, default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.duplicate_of:
             self.duplicate_of = [None] * len(self.keys)
+        if not self.group_of:
+            self.group_of = [None] * len(self.keys)
+            self.group_value = [None] * len(self.keys)
 
     @property
     def valid_count(self) -> int:
@@ -207,7 +214,7 @@ class BatchPlan:
         return BatchPlan(kind=self.kind, rows=rows, source=self.source, keys=self.keys, bodies=self.bodies,
                          valid=self.valid, errors=self.errors, est=list(est), cost_table=self.cost_table,
                          estimate=CostEstimate.from_rows(est, sources, usd_per_credit),
-                         duplicate_of=self.duplicate_of)
+                         duplicate_of=self.duplicate_of, group_of=self.group_of, group_value=self.group_value)
 
 
 def _plain(value: Any) -> Any:
@@ -344,9 +351,12 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
         "est_credits": [math.nan if c is None else c for c in est],
         "cost_source": sources,
     }, index=df.index)
-    return BatchPlan(kind=k, rows=rows, estimate=CostEstimate.from_rows(est, sources, usd_per_credit), source=df,
+    plan = BatchPlan(kind=k, rows=rows, estimate=CostEstimate.from_rows(est, sources, usd_per_credit), source=df,
                      keys=keys, bodies=bodies, valid=valid, errors=errors, est=est, cost_table=table,
                      duplicate_of=duplicate_of)
+    from akool_flows.batch.groups import expand_groups
+
+    return expand_groups(plan, usd_per_credit)
 
 
 def _row_fields(k: JobKind, row: dict[str, Any], to_fields: Callable[[dict[str, Any]], Mapping[str, Any]],

@@ -111,6 +111,14 @@ class RowTable:
             engine[col] = pd.to_numeric(engine[col], errors="coerce")
         for col in ("status_code", "error_code"):
             engine[col] = engine[col].astype("Int64")
+        field = self.plan.kind.multi_value_field
+        taken = set(RESULT_COLUMNS)
+        if field is not None and any(v is not None for v in self.plan.group_value):
+            # One result row per value of a multi-value create: say which value it is.
+            values = [v if v is not None else (b.get(field) if b else None)
+                      for v, b in zip(self.plan.group_value, self.plan.bodies)]
+            engine.insert(engine.columns.get_loc("outcome") + 1, field, values)
+            taken.add(field)
         source = self.plan.source.reset_index(drop=True)
-        rename = {c: f"input_{c}" for c in source.columns if c in RESULT_COLUMNS}
+        rename = {c: f"input_{c}" for c in source.columns if c in taken}
         return pd.concat([engine, source.rename(columns=rename)], axis=1)

@@ -18,6 +18,7 @@ import itertools
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 
 __all__ = ["InFlight", "Scheduler"]
 
@@ -181,6 +182,17 @@ class Scheduler:
             heapq.heappop(self.retry_heap)
         else:
             self.queue.popleft()
+
+    def waiting_where(self, wanted: Callable[[int], bool]) -> list[int]:
+        """The rows waiting to be created (queue, then retry heap) that ``wanted`` selects."""
+        return [i for i in self.queue if wanted(i)] + [i for _, i in self.retry_heap if wanted(i)]
+
+    def remove(self, rows: list[int]) -> None:
+        if rows:
+            chosen = set(rows)
+            self.queue = deque(i for i in self.queue if i not in chosen)
+            self.retry_heap = [(t, i) for t, i in self.retry_heap if i not in chosen]
+            heapq.heapify(self.retry_heap)
 
     def later(self, i: int, delay: float) -> None:
         heapq.heappush(self.retry_heap, (time.monotonic() + delay, i))

@@ -105,6 +105,9 @@ def register(sub: Any) -> None:
     t.add_argument("--source", required=True, help="language of the videos, e.g. en")
     t.add_argument("--to", required=True, metavar="LANGS", help="comma-separated target languages, e.g. fr,de,es")
     t.add_argument("--lipsync", action="store_true", help="also lip-sync the translated videos")
+    t.add_argument("--one-create-per-video", action="store_true",
+                   help="one create call per video for all its target languages (Akool answers one job per "
+                        "language); results still have one row per video and language")
     _common(t)
     t.set_defaults(func=run_translate)
 
@@ -329,7 +332,8 @@ def run_translate(args: argparse.Namespace) -> int:
                 languages = sync.languages()
             finally:
                 sync.close()
-        out = translate_catalog(df, args.url_column, args.source, args.to, args.lipsync, languages=languages)
+        out = translate_catalog(df, args.url_column, args.source, args.to, args.lipsync, languages=languages,
+                                one_create_per_video=args.one_create_per_video)
         out.index = out.index + 1
         out.index.name = "row"
         return out

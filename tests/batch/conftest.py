@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,3 +103,36 @@ def sandbox_process(tmp_path):
 def _private_state_dir(tmp_path_factory, monkeypatch):
     """The CLI's default ledgers go to a state dir of the test's own, never the user's home."""
     monkeypatch.setenv("AKOOL_FLOWS_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
+def sandbox_stats(base_url: str) -> dict:
+    """The admin stats of a sandbox in another process (creates, duplicate creates, polls)."""
+    with urllib.request.urlopen(f"{base_url}/_sandbox/stats", timeout=5) as resp:
+        return json.load(resp)
+
+
+def ledger_states(path: Path) -> dict[str, int]:
+    """Rows per state of a ledger another process is writing ({} until it exists)."""
+    if not path.exists():
+        return {}
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    except sqlite3.OperationalError:
+        return {}
+    try:
+        return dict(con.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def sandbox_env(monkeypatch):
+    """A sandbox reached like the real API (AKOOL_* variables set, other credentials cleared)."""
+    for name in ("AKOOL_API_TOKEN", "AKOOL_API_KEY", "AKOOL_CLIENT_ID", "AKOOL_CLIENT_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    with Sandbox(SandboxConfig(queue_seconds=0.05, job_seconds=0.1)) as sb:
+        for name, value in sb.env().items():
+            monkeypatch.setenv(name, value)
+        yield sb

@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import signal
-import sqlite3
 import subprocess
 import time
-import urllib.request
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from .conftest import CLI
-
-
-def _stats(base_url: str) -> dict:
-    with urllib.request.urlopen(f"{base_url}/_sandbox/stats", timeout=5) as resp:
-        return json.load(resp)
-
-
-def _ledger_counts(path: Path) -> dict[str, int]:
-    if not path.exists():
-        return {}
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        return dict(con.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
-    except sqlite3.OperationalError:
-        return {}
-    finally:
-        con.close()
+from .conftest import CLI, ledger_states, sandbox_stats
 
 
 @pytest.mark.slow
@@ -46,13 +25,13 @@ def test_sigkill_mid_batch_then_rerun_resumes_without_paying_twice(tmp_path, san
            "--quiet", "--show", "0"]
     victim = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
-    while _ledger_counts(ledger).get("submitted", 0) < 60:
+    while ledger_states(ledger).get("submitted", 0) < 60:
         assert victim.poll() is None, "the batch finished before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.02)
     victim.send_signal(signal.SIGKILL)
     victim.wait(10)
-    at_kill = _ledger_counts(ledger)
+    at_kill = ledger_states(ledger)
     in_flight = at_kill.get("intent", 0)
     assert at_kill.get("pending", 0) > 0  # really killed mid-batch
     print(f"ledger at the kill: {at_kill}")
@@ -69,7 +48,7 @@ def test_sigkill_mid_batch_then_rerun_resumes_without_paying_twice(tmp_path, san
     assert unc["attempt_at"].notna().all()
     if in_flight:
         assert "uncertain" in rerun.stdout and "--resubmit-uncertain" in rerun.stdout
-    stats = _stats(base)
+    stats = sandbox_stats(base)
     assert stats["duplicate_creates"] == {}
     assert n - in_flight <= stats["creates"] <= n
 
@@ -78,5 +57,5 @@ def test_sigkill_mid_batch_then_rerun_resumes_without_paying_twice(tmp_path, san
     assert again.returncode == 0, again.stdout + again.stderr
     res = pd.read_csv(tmp_path / "results.csv")
     assert len(res) == n and set(res["outcome"]) == {"completed"}
-    dupes = sum(v - 1 for v in _stats(base)["duplicate_creates"].values())
+    dupes = sum(v - 1 for v in sandbox_stats(base)["duplicate_creates"].values())
     assert dupes <= in_flight  # only rows whose first create had reached Akool can be paid twice

@@ -17,21 +17,15 @@ import pytest
 
 from akool_flows.batch.export import IncrementalCsv, write_table
 from akool_flows.cli import main
-from akool_flows.sandbox import Sandbox, SandboxConfig
 
 FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
 @pytest.fixture
-def api(monkeypatch, tmp_path):
+def api(sandbox_env, monkeypatch, tmp_path):
     """A sandbox reached like the real API (AKOOL_* variables), with the CLI run from ``tmp_path``."""
     monkeypatch.chdir(tmp_path)
-    for name in ("AKOOL_API_TOKEN", "AKOOL_API_KEY", "AKOOL_CLIENT_ID", "AKOOL_CLIENT_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-    with Sandbox(SandboxConfig(queue_seconds=0.05, job_seconds=0.1)) as sb:
-        for name, value in sb.env().items():
-            monkeypatch.setenv(name, value)
-        yield sb
+    return sandbox_env
 
 
 def _run(capsys, *argv):

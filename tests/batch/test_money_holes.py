@@ -6,14 +6,11 @@ Every test here failed on the engine before the split (see tests/README.md for t
 from __future__ import annotations
 
 import errno
-import json
 import multiprocessing
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -21,27 +18,7 @@ import pytest
 
 from akool_flows.batch import BudgetError, Ledger, run_batch
 
-from .conftest import CLI, MOD, make_client, texts
-
-
-def _stats(env: dict) -> dict:
-    with urllib.request.urlopen(f"{env['AKOOL_BASE_URL']}/_sandbox/stats", timeout=5) as resp:
-        return json.load(resp)
-
-
-def _ledger_states(path: Path) -> dict[str, int]:
-    if not path.exists():
-        return {}
-    try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    except sqlite3.OperationalError:
-        return {}
-    try:
-        return dict(con.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
-    except sqlite3.OperationalError:
-        return {}
-    finally:
-        con.close()
+from .conftest import CLI, MOD, ledger_states, make_client, sandbox_stats, texts
 
 
 # --- hole 2: a paused run loses its lease and must not keep sending ------------------------------
@@ -56,7 +33,7 @@ def test_paused_run_past_its_lease_stops_and_nothing_is_paid_twice(tmp_path, san
     a = subprocess.Popen(common + ["--out", str(tmp_path / "a.csv"), "--lease-ttl", "2", "--concurrency", "2",
                                    "--rps", "25"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
-    while _ledger_states(ledger).get("submitted", 0) + _ledger_states(ledger).get("completed", 0) < 20:
+    while ledger_states(ledger).get("submitted", 0) + ledger_states(ledger).get("completed", 0) < 20:
         assert a.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
     a.send_signal(signal.SIGSTOP)  # Ctrl-Z / laptop sleep / VM pause
@@ -70,7 +47,7 @@ def test_paused_run_past_its_lease_stops_and_nothing_is_paid_twice(tmp_path, san
     out, err = a.communicate(timeout=60)
     assert a.returncode == 4, (out, err)
     assert b"another run took over" in err
-    stats = _stats(env)
+    stats = sandbox_stats(env["AKOOL_BASE_URL"])
     assert stats["duplicate_creates"] == {}
     assert stats["creates"] <= 150
 

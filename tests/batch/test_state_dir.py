@@ -11,17 +11,11 @@ import pytest
 
 from akool_flows.batch.state_dir import default_ledger_path, state_dir
 from akool_flows.cli import main
-from akool_flows.sandbox import Sandbox, SandboxConfig
 
 
 @pytest.fixture
-def api(monkeypatch):
-    for name in ("AKOOL_API_TOKEN", "AKOOL_API_KEY", "AKOOL_CLIENT_ID", "AKOOL_CLIENT_SECRET"):
-        monkeypatch.delenv(name, raising=False)
-    with Sandbox(SandboxConfig(queue_seconds=0.05, job_seconds=0.1)) as sb:
-        for name, value in sb.env().items():
-            monkeypatch.setenv(name, value)
-        yield sb
+def api(sandbox_env):
+    return sandbox_env
 
 
 def test_same_command_from_two_directories_pays_once(api, tmp_path, monkeypatch, capsys):
