@@ -177,7 +177,12 @@ def fill_faces(kind: JobKind, fields: Mapping[str, Any], detect: Detector) -> di
 async def afill_faces(kind: JobKind, fields: Mapping[str, Any], detect: AsyncDetector) -> dict[str, Any]:
     """`fill_faces` with an async detector; the faces of one request are detected concurrently."""
     out, todo = _normalise(kind, fields)
-    found = await asyncio.gather(*(detect(url, _single(kind, out, index)) for _, index, url in todo))
+    # Every detection ends before a failure is raised: none is left running unattended.
+    found = await asyncio.gather(*(detect(url, _single(kind, out, index)) for _, index, url in todo),
+                                 return_exceptions=True)
+    failed = next((f for f in found if isinstance(f, BaseException)), None)
+    if failed is not None:
+        raise failed
     return _apply(kind, out, todo, list(found))
 
 

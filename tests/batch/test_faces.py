@@ -83,3 +83,14 @@ async def test_batch_app_face_swaps_from_two_plain_image_urls(sandbox, tmp_path)
     await app.wait(timeout=30)
     assert app.results["outcome"].tolist() == ["completed", "completed"]
     assert {j["input_hash"] for j in sandbox.jobs("faceswap_image")} == _expected_hashes(sandbox)
+
+
+def test_a_failed_face_detect_is_retried_never_uncertain(sandbox, client, ledger_path):
+    """Face detect creates nothing: a 500 from it (after the client's own retries) is tried again,
+    never read as a create that may have been paid."""
+    sandbox.faults.http_500(next=4, path_prefix="/detect")  # the client's 4 attempts at the one detect
+    face = {"path": "https://cdn.test/faces/old.jpg", "opts": "1,2:3,4:5,6:7,8"}
+    df = pd.DataFrame({"sourceImage": [SOURCE], "targetImage": [[face]], "modifyImage": PHOTOS[:1]})
+    res = run_batch(df, "faceswap_image", client=client, ledger=ledger_path, poll_interval=0.05).results
+    assert res["outcome"].tolist() == ["completed"], res["error_message"].tolist()
+    assert sandbox.create_count("faceswap_image") == 1
