@@ -7,6 +7,7 @@ kind is one entry here (plus its request model in ``models.py``).
 
 from __future__ import annotations
 
+import functools
 import re
 import typing
 from collections.abc import Callable, Mapping
@@ -94,6 +95,13 @@ class JobKind:
         return [f.alias or n for n, f in self.request_model.model_fields.items()]
 
     @property
+    def url_fields(self) -> tuple[str, ...]:
+        """Top-level fields that take the URL of a media file Akool fetches (``modifyImage``,
+        ``audio_url``...): the fields whose model type is ``Url``, bar ``webhookUrl`` (a callback,
+        not an input). Staging (`akool_flows.batch.staging`) uploads local files given there."""
+        return _url_fields(self.request_model)
+
+    @property
     def required_fields(self) -> list[str]:
         return [f.alias or n for n, f in self.request_model.model_fields.items() if f.is_required()]
 
@@ -117,6 +125,23 @@ class JobKind:
         if self.price is None:
             return None
         return self.price(fields, duration_seconds)
+
+
+#: The validator of the models' ``Url`` type: a field whose type carries it takes a media URL.
+_URL_CHECK = typing.get_args(m.Url)[1].func
+
+
+@functools.cache
+def _url_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    return tuple(info.alias or name for name, info in model.model_fields.items()
+                 if name != "webhookUrl" and _takes_url(info.annotation, info.metadata))
+
+
+def _takes_url(annotation: Any, metadata: list[Any]) -> bool:
+    """Whether a field's type carries the models' http(s) URL validator (also inside an Optional)."""
+    if any(getattr(meta, "func", None) is _URL_CHECK for meta in metadata):
+        return True
+    return any(_takes_url(arg, list(getattr(arg, "__metadata__", ()))) for arg in typing.get_args(annotation))
 
 
 def _first_field(kind: JobKind, exc: PydanticValidationError) -> str | None:

@@ -21,6 +21,7 @@ from akool_flows.batch.groups import jobs_by_value
 from akool_flows.batch.outcomes import classify_create_failure, refusal_backoff
 from akool_flows.batch.reconcile import load_row
 from akool_flows.batch.scheduler import InFlight
+from akool_flows.batch.staging import staged_body
 
 if TYPE_CHECKING:
     from akool_flows.batch.engine import Run
@@ -37,11 +38,15 @@ async def submit_row(run: Run, i: int) -> None:
     """Send row ``i``'s create (if the ledger lets this run) and record what came back. A row of
     a multi-value group (`batch.groups`) takes its group's other unsent rows along: one create."""
     members = run.take_group(i)
+    # Files in URL fields become signed URLs before any intent (a group's rows share the files).
+    staged = await staged_body(run, members, run.plan.bodies[i])
+    if staged is None:
+        return
     await run.slot()
     sending = [j for j in members if _claim(run, j)]
     if not sending:
         return
-    body = run.plan.bodies[sending[0]]
+    body = {**run.plan.bodies[sending[0]], **{f: staged[f] for f in run.kind.url_fields if f in staged}}
     field = run.kind.multi_value_field
     if run.plan.group_of[i] is not None and field is not None:
         body = {**body, field: ",".join(str(run.plan.group_value[j]) for j in sending)}

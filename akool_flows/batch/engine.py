@@ -46,6 +46,7 @@ from akool_flows.batch.reconcile import reconcile
 from akool_flows.batch.results import RESULT_COLUMNS, BatchResult
 from akool_flows.batch.rows import RowTable
 from akool_flows.batch.scheduler import InFlight, Scheduler
+from akool_flows.batch.staging import Stager
 from akool_flows.batch.summary import finish_result
 
 __all__ = ["Run"]
@@ -60,8 +61,10 @@ class Run:
     """State of one run of one batch."""
 
     def __init__(self, plan: BatchPlan, client: AsyncAkoolClient, ledger: Ledger, batch_id: str,
-                 opts: BatchOptions) -> None:
+                 opts: BatchOptions, stager: Stager | None = None) -> None:
         self.plan = plan
+        #: Uploads files named in URL fields just before their create (`staging`).
+        self.stager = stager
         self.kind = plan.kind
         self.client = client
         self.ledger = ledger

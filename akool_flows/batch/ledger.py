@@ -87,6 +87,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     PRIMARY KEY (batch_id, row_key)
 );
 CREATE INDEX IF NOT EXISTS jobs_kind_key ON jobs (kind, row_key);
+CREATE TABLE IF NOT EXISTS staged_files (
+    source      TEXT NOT NULL,
+    target      TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    mtime       TEXT,
+    staged_uri  TEXT NOT NULL,
+    signed_url  TEXT NOT NULL,
+    expires_at  REAL NOT NULL,
+    staged_at   REAL NOT NULL,
+    PRIMARY KEY (source, target)
+);
 """
 
 _COLUMNS = ("row_key", "position", "state", "job_id", "task_id", "attempts", "attempt_at", "submitted_at",
@@ -460,6 +472,22 @@ class Ledger:
     def set_artifacts(self, batch_id: str, row_key: str, artifacts: list[dict[str, Any]]) -> None:
         self._exec("UPDATE jobs SET artifacts=? WHERE batch_id=? AND row_key=?",
                    (json.dumps(artifacts), batch_id, row_key))
+
+    # --- staged input files (batch.staging) ------------------------------------------------------
+
+    def staged_file(self, source: str, target: str) -> dict[str, Any] | None:
+        """What the ledger knows of ``source`` staged under ``target``: its fingerprint (sha256,
+        size, mtime), ``staged_uri``, ``signed_url`` and ``expires_at``; None if never staged."""
+        cur = self._exec("SELECT source, target, sha256, size, mtime, staged_uri, signed_url, expires_at, staged_at "
+                         "FROM staged_files WHERE source=? AND target=?", (source, target))
+        row = cur.fetchone()
+        return None if row is None else dict(zip([c[0] for c in cur.description], row))
+
+    def record_staged(self, source: str, target: str, *, sha256: str, size: int, mtime: str | None,
+                      staged_uri: str, signed_url: str, expires_at: float) -> None:
+        """Remember that ``source`` (as fingerprinted) is at ``staged_uri``, readable by ``signed_url``."""
+        self._exec("INSERT OR REPLACE INTO staged_files VALUES (?,?,?,?,?,?,?,?,?)",
+                   (source, target, sha256, size, mtime, staged_uri, signed_url, expires_at, time.time()))
 
     # --- queries ------------------------------------------------------------------------------
 

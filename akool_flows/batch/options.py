@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,14 @@ class BatchOptions:
     wait: bool = True
     #: Seconds a run's lease lasts without renewal (another run may take the batch after that).
     lease_ttl: float = 60.0
+    #: Where files named in URL fields are uploaded before their create (`batch.staging`): an
+    #: fsspec URL such as ``s3://bucket/prefix``, or ``"sandbox:"``; None: such rows are rejected.
+    stage: str | None = None
+    #: Seconds the signed URL of a staged file stays valid (S3 allows at most 7 days).
+    stage_expiry: float = 24 * 3600.0
+    #: fsspec storage options for the stage target (``{"key": ..., "client_kwargs": {...}}``).
+    #: They may hold credentials: kept out of the repr.
+    stage_options: Mapping[str, Any] | None = field(default=None, repr=False)
 
     @classmethod
     def from_kwargs(cls, options: BatchOptions | None = None, **kwargs: Any) -> BatchOptions:
@@ -90,6 +98,11 @@ class BatchOptions:
         _positive("max_requests_per_second", self.max_requests_per_second, allow_none=True)
         _positive("event_fallback_interval", self.event_fallback_interval, allow_none=True)
         _positive("lease_ttl", self.lease_ttl, allow_none=False)
+        _positive("stage_expiry", self.stage_expiry, allow_none=False)
+        if self.stage is not None and (not isinstance(self.stage, str) or not self.stage.strip()):
+            raise _bad("stage", f"must be an fsspec URL (s3://bucket/prefix) or 'sandbox:', got {self.stage!r}")
+        if self.stage_options is not None and not isinstance(self.stage_options, Mapping):
+            raise _bad("stage_options", "must be a mapping of fsspec storage options")
         _credits("budget_credits", self.budget_credits)
         _credits("max_credits_per_row", self.max_credits_per_row)
         upc = self.usd_per_credit

@@ -25,6 +25,7 @@ from akool_flows.api.faces import planned_body, required_fields
 from akool_flows.api.kinds import JobKind, get_kind
 from akool_flows.batch.cost import USD_PER_CREDIT, CostEstimate, check_cost_table, estimate_row
 from akool_flows.batch.errors import BatchInputError
+from akool_flows.batch.staging import STAGED_PLACEHOLDER, file_sources
 
 __all__ = ["BatchPlan", "plan_batch", "row_key_for", "DEFAULT_MAX_CELL_CHARS"]
 
@@ -266,7 +267,7 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
                defaults: Mapping[str, Any] | None = None, cost_table: Mapping[str, float] | None = None,
                durations: str | None = None, dedupe: bool = True,
                max_cell_chars: int = DEFAULT_MAX_CELL_CHARS, ledger: Any = None,
-               usd_per_credit: float = USD_PER_CREDIT) -> BatchPlan:
+               usd_per_credit: float = USD_PER_CREDIT, stage: Any = None) -> BatchPlan:
     """Map, validate, key and price every row of ``df`` as a job of ``kind``; spend nothing.
 
     Args:
@@ -283,6 +284,10 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
         max_cell_chars: longest text accepted in one field; longer rows are rejected.
         ledger: a `Ledger` (or its path) whose finished jobs price kinds of unknown cost.
         usd_per_credit: conversion for the USD figures.
+        stage: where local files in URL fields will be staged (`run_batch`'s ``stage``): with
+            it, a URL field may name a local file or an fsspec URI (``s3://...``), kept as is in
+            the plan and replaced by a signed URL just before its create; without it such rows
+            are rejected with a hint.
 
     Rows that fail validation are *rejected* (``valid`` False, ``error`` says which field and what
     is allowed); only a problem with the whole input raises (`BatchInputError`).
@@ -315,7 +320,7 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
     used: set[str] = set()
     records = df.to_dict("records")
     for position, row in enumerate(records):
-        body, error = _row_fields(k, row, to_fields, defaults, coercers, max_cell_chars)
+        body, error = _row_fields(k, row, to_fields, defaults, coercers, max_cell_chars, bool(stage))
         key = row_key_for(k, body)
         original = None
         if error is None:
@@ -361,7 +366,7 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
 
 def _row_fields(k: JobKind, row: dict[str, Any], to_fields: Callable[[dict[str, Any]], Mapping[str, Any]],
                 defaults: Mapping[str, Any], coercers: Mapping[str, Callable[[Any], Any]],
-                max_cell_chars: int) -> tuple[dict[str, Any], str | None]:
+                max_cell_chars: int, staging: bool = False) -> tuple[dict[str, Any], str | None]:
     """The request body of one row (validated and dumped) or the raw fields plus why they fail."""
     try:
         mapped = to_fields(row)
@@ -383,8 +388,12 @@ def _row_fields(k: JobKind, row: dict[str, Any], to_fields: Callable[[dict[str, 
             if "\x00" in value:
                 return fields, f"{k.name}: {name}: contains a NUL character (binary data in a text cell?)"
         fields[name] = coercers[name](value) if name in coercers else value
+    sources, problem = file_sources(k, fields, staging=staging)
+    if problem is not None:
+        return _jsonable(fields), problem
     try:
-        return planned_body(k, fields), None
+        # A file to stage validates as the URL it will become, and stays a path in the plan.
+        return {**planned_body(k, {**fields, **dict.fromkeys(sources, STAGED_PLACEHOLDER)}), **sources}, None
     except ValidationError as exc:
         return _jsonable(fields), exc.message
 

@@ -22,6 +22,7 @@ from akool_flows.batch.ledger import Ledger
 from akool_flows.batch.options import BatchOptions
 from akool_flows.batch.plan import BatchPlan, plan_batch
 from akool_flows.batch.results import BatchResult
+from akool_flows.batch.staging import Stager
 
 __all__ = ["run_batch", "arun_batch", "DEFAULT_LEDGER", "default_batch_id_for"]
 
@@ -95,13 +96,20 @@ async def arun_batch(plan_or_df: BatchPlan | pd.DataFrame, kind: str | None = No
     led = Ledger(ledger) if owns_ledger else ledger
     try:
         plan = _plan(plan_or_df, kind, led, opts.usd_per_credit, columns=columns, defaults=defaults,
-                     cost_table=cost_table, durations=durations)
+                     cost_table=cost_table, durations=durations, stage=opts.stage)
         plan = _priced_from_ledger(plan, led, opts.usd_per_credit)
         api, owns_client = _async_client(client, opts.concurrency)
+        stager = None
         try:
             batch = batch_id or default_batch_id_for(plan, api.base_url)
-            return await Run(plan, api, led, batch, opts).run()
+            stager = Stager.for_run(plan, opts, led, api.base_url)
+            result = await Run(plan, api, led, batch, opts, stager=stager).run()
+            if stager is not None:
+                result.summary["staged_files"] = stager.report()
+            return result
         finally:
+            if stager is not None:
+                stager.close()
             if owns_client:
                 await api.aclose()
     finally:
@@ -155,6 +163,12 @@ def run_batch(plan_or_df: BatchPlan | pd.DataFrame, kind: str | None = None, **k
             call: rows whose job runs are ``submitted``. A later run with the same ledger and
             ``wait=True`` polls them to completion without submitting them again.
         lease_ttl: seconds the run's hold on the batch lasts without renewal.
+        stage: where to upload files named in URL fields (local paths, ``s3://``... URIs): an
+            fsspec URL (``s3://bucket/prefix``) or ``"sandbox:"`` (the sandbox the client talks
+            to). Each file is uploaded once, just before its row's create, and the job gets a
+            signed URL; the ledger remembers it, so a rerun uploads only changed files.
+        stage_expiry: seconds a staged file's signed URL stays valid (default 24 h).
+        stage_options: fsspec storage options for ``stage`` (credentials, ``client_kwargs``).
 
     ``summary["stopped_by"]`` says why a run ended early: budget, quota, auth, cancel, ``lease``
     (another run took the batch over: this one sent nothing more) or ``error`` (the ledger,

@@ -68,6 +68,13 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="follow redirects of result URLs to other hosts (e.g. a CDN); default: same host only")
     g.add_argument("--download-deadline", type=float, default=300.0, metavar="SECONDS",
                    help="give up on a result file after this long (default 300); the row keeps its URL")
+    g.add_argument("--stage", metavar="URL",
+                   help="upload files named in URL fields (local paths, s3://... URIs) to this fsspec location "
+                        "(e.g. s3://bucket/prefix; credentials as the filesystem reads them, e.g. AWS_* variables) "
+                        "just before their job and send a signed URL; 'sandbox:' (the default with --sandbox) "
+                        "stages to the embedded sandbox")
+    g.add_argument("--stage-expiry", type=float, default=24 * 3600.0, metavar="SECONDS",
+                   help="how long a staged file's signed URL stays valid (default 86400)")
     g.add_argument("--webhook-url", metavar="URL", help="send this webhookUrl with every create")
     g.add_argument("--events", metavar="STORE_URL",
                    help="webhook event store the receiver writes to (e.g. sqlite:///akool-webhooks.sqlite); "
@@ -192,6 +199,8 @@ def _execute(args: argparse.Namespace, kind: str, df: Any, *, columns: Any = Non
     check_output_paths(args.input, [("--out", args.out), ("--cost-log", args.cost_log),
                                     ("--ledger", ledger_path)])
     cost_table = {kind: args.cost} if args.cost is not None else None
+    # The embedded sandbox holds staged files itself: local paths just work with --sandbox.
+    stage = args.stage or ("sandbox:" if args.sandbox else None)
     out = sys.stdout
     with _environment(args) as (client, store):
         if prepare is not None:
@@ -199,7 +208,7 @@ def _execute(args: argparse.Namespace, kind: str, df: Any, *, columns: Any = Non
         with (Ledger(ledger_path) if not args.dry_run or ledger_path.exists() else contextlib.nullcontext()) as led:
             plan = plan_batch(df, kind, columns=columns, defaults=defaults, cost_table=cost_table,
                               durations=durations, dedupe=not args.allow_duplicates,
-                              max_cell_chars=args.max_cell_chars, ledger=led)
+                              max_cell_chars=args.max_cell_chars, ledger=led, stage=stage)
         print_plan(plan, out)
         print(visible(f"Ledger: {ledger_path}") + ("" if args.ledger else
               " (this input's own; the same command from any directory resumes from it)"), file=out)
@@ -220,7 +229,8 @@ def _execute(args: argparse.Namespace, kind: str, df: Any, *, columns: Any = Non
             job_timeout=args.job_timeout, budget_credits=args.budget_credits,
             max_credits_per_row=args.max_credits_per_row, resubmit_uncertain=args.resubmit_uncertain,
             events=store, webhook_url=args.webhook_url, download_dir=args.download, results_path=args.out,
-            progress=printer, cancel=cancel, strict=args.strict, lease_ttl=args.lease_ttl).checked()
+            progress=printer, cancel=cancel, strict=args.strict, lease_ttl=args.lease_ttl, stage=stage,
+            stage_expiry=args.stage_expiry).checked()
         # The engine builds the downloader inside the run; the policy reaches it through the context.
         with _graceful_interrupt(cancel), download_policy(allow_cross_host_redirects=args.download_follow_redirects,
                                                           deadline=args.download_deadline, cancel=cancel):
@@ -230,6 +240,10 @@ def _execute(args: argparse.Namespace, kind: str, df: Any, *, columns: Any = Non
             write_table(result.cost_log, args.cost_log)
         print_results(result, args, out)
         print_summary(result, out, cost_log=args.cost_log)
+        staged = result.summary.get("staged_files")
+        if staged and any(staged[k] for k in ("uploaded", "signed", "reused")):
+            print(visible(f"Staged files ({staged['target']}): {staged['uploaded']} uploaded, {staged['signed']} "
+                          f"signed again, {staged['reused']} reused"), file=out)
         if cancel.is_set():
             if args.sandbox:
                 print("Interrupted. (The embedded sandbox stops with this command, so a rerun starts a new "

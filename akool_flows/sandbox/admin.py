@@ -1,4 +1,5 @@
-"""The ``/_sandbox`` admin API: health, counters, faults, runtime configuration, credits, reset.
+"""The ``/_sandbox`` admin API: health, counters, faults, runtime configuration, credits, reset,
+and the files a batch stages to the sandbox (``/_sandbox/uploads``, see `uploads`).
 
 No Akool auth: the server only listens on localhost by default.
 """
@@ -14,6 +15,7 @@ from aiohttp import web
 from akool_flows.sandbox.config import RUNTIME_FIELDS
 from akool_flows.sandbox.envelope import json_response
 from akool_flows.sandbox.state import SandboxState
+from akool_flows.sandbox.uploads import Uploads, add_upload_routes
 from akool_flows.sandbox.webhooks import WebhookDispatcher
 
 __all__ = ["add_admin_routes", "apply_config", "set_balance"]
@@ -21,6 +23,8 @@ __all__ = ["add_admin_routes", "apply_config", "set_balance"]
 
 def add_admin_routes(app: web.Application, state: SandboxState, dispatcher: WebhookDispatcher) -> None:
     r = app.router
+    uploads = Uploads()  # files a batch stages here instead of a bucket (see uploads.py)
+    add_upload_routes(app, uploads)
 
     def bad(message: str) -> web.Response:
         return json_response({"error": message}, status=400)
@@ -87,6 +91,7 @@ def add_admin_routes(app: web.Application, state: SandboxState, dispatcher: Webh
     async def reset(request: web.Request) -> web.Response:
         dispatcher.cancel_all()
         state.reset()
+        uploads.clear()
         return json_response({"ok": True})
 
     async def jobs(request: web.Request) -> web.Response:
