@@ -46,37 +46,38 @@ with DAG(
     @task
     def plan(params: dict) -> list[dict]:
         """(video, language) pairs, after checking the languages against Akool's list."""
-        with AkoolHook().get_client() as client:
-            available = {lang["lang_code"] for lang in client.languages()}
-        unknown = sorted(set(params["languages"]) - available)
-        if unknown:
-            raise AirflowFailException(f"languages not offered by Akool: {', '.join(unknown)} "
-                                       f"(available: {', '.join(sorted(available))})")
-        pairs = [{"url": url, "source_language": params["source_language"], "language": lang,
-                  "lipsync": bool(params["lipsync"])}
-                 for url in params["videos"] for lang in params["languages"] if lang != params["source_language"]]
-        print(f"{len(pairs)} translations: {len(params['videos'])} videos x {len(params['languages'])} languages")
-        return pairs
+        import pandas as pd
 
+        from akool_flows.batch import BatchInputError, translate_catalog
+
+        with AkoolHook().get_client() as client:
+            languages = client.languages()
+        try:
+            pairs = translate_catalog(pd.DataFrame({"url": params["videos"]}), "url", params["source_language"],
+                                      params["languages"], bool(params["lipsync"]), languages=languages)
+        except BatchInputError as exc:  # an unknown language, or a target equal to the source
+            raise AirflowFailException(str(exc)) from None
+        print(f"{len(pairs)} translations: {len(params['videos'])} videos x {len(params['languages'])} languages")
+        return pairs[["url", "source_language", "language", "lipsync"]].to_dict("records")
+
+    pairs = plan()
     translate = AkoolVideoTranslationOperator.partial(
         task_id="translate",
         deferrable=True,
         poll_interval=POLL_SECONDS,
         timeout=timedelta(hours=4),
         map_index_template="{{ task.language }}: {{ task.url.rsplit('/', 1)[-1] }}",
-    ).expand_kwargs(plan())
+    ).expand_kwargs(pairs)
 
     @task
-    def catalog(results: list[dict], params: dict) -> dict:
+    def catalog(results: list[dict], pairs: list[dict]) -> dict:
         """{video: {language: translated video URL}} plus counts and credits."""
-        pairs = [(url, lang) for url in params["videos"] for lang in params["languages"]
-                 if lang != params["source_language"]]
         table: dict[str, dict[str, str | None]] = {}
         credits = 0.0
-        for (url, lang), result in zip(pairs, results):
-            table.setdefault(url, {})[lang] = result.get("result_url")
+        for pair, result in zip(pairs, results):  # both in map-index order
+            table.setdefault(pair["url"], {})[pair["language"]] = result.get("result_url")
             credits += result.get("credits") or 0.0
         return {"videos": len(table), "translations": sum(len(v) for v in table.values()),
                 "credits": round(credits, 4), "catalog": table}
 
-    catalog(translate.output)
+    catalog(translate.output, pairs)

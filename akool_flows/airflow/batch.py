@@ -51,7 +51,9 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from akool_flows.airflow.hooks import AkoolHook
 from akool_flows.api.errors import ValidationError
+from akool_flows.api.jobs import OUTCOMES
 from akool_flows.api.kinds import get_kind
+from akool_flows.api.pricing import USD_PER_CREDIT
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -64,7 +66,6 @@ __all__ = ["AkoolBatchOperator", "BatchPaths", "shard_numbers"]
 DEFAULT_FAIL_ON = ("uncertain", "timed_out", "cancelled")
 #: task_state_store key: the batch this task instance submitted.
 _BATCH_KEY = "akool_batch"
-_OUTCOMES = ("completed", "failed", "rejected", "cancelled", "uncertain", "timed_out")
 _REMOTE_PREFIXES = ("http://", "https://", "s3://", "gs://", "gcs://", "abfs://", "az://", "hf://")
 
 
@@ -115,7 +116,7 @@ class AkoolBatchOperator(BaseOperator):
     :param concurrency: HTTP requests in flight at once.
     :param max_requests_per_second: client-side rate limit.
     :param budget_credits: the most this batch may spend (earlier tries included).
-    :param usd_per_credit: for the USD figures (the docs: 0.04).
+    :param usd_per_credit: for the USD figures (default: the docs' conversion).
     :param resubmit_uncertain: resubmit rows whose create call's outcome is unknown (may pay twice).
     :param download_results: download result files (with sha256) into ``<stem>.akool-files/``.
     :param use_webhook: complete jobs from the connection's webhook receiver when it has one.
@@ -140,7 +141,7 @@ class AkoolBatchOperator(BaseOperator):
                  deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
                  poll_interval: float = 30.0, timeout: float | timedelta | None = None, concurrency: int = 32,
                  max_requests_per_second: float | None = None, budget_credits: float | None = None,
-                 usd_per_credit: float = 0.04, resubmit_uncertain: bool = False, download_results: bool = False,
+                 usd_per_credit: float = USD_PER_CREDIT, resubmit_uncertain: bool = False, download_results: bool = False,
                  use_webhook: bool = True, fail_on: Collection[str] = DEFAULT_FAIL_ON,
                  results_asset: Asset | str | None = None, **kwargs: Any) -> None:
         if results_asset is not None:
@@ -179,9 +180,9 @@ class AkoolBatchOperator(BaseOperator):
         self.resubmit_uncertain = resubmit_uncertain
         self.download_results = download_results
         self.use_webhook = use_webhook
-        unknown = sorted(set(fail_on) - set(_OUTCOMES))
+        unknown = sorted(set(fail_on) - set(OUTCOMES))
         if unknown:
-            raise ValidationError(f"fail_on: unknown outcome(s) {', '.join(unknown)} (allowed: {', '.join(_OUTCOMES)})",
+            raise ValidationError(f"fail_on: unknown outcome(s) {', '.join(unknown)} (allowed: {', '.join(OUTCOMES)})",
                                   field="fail_on")
         self.fail_on = tuple(fail_on)
         self.results_asset = asset
@@ -372,9 +373,10 @@ class AkoolBatchOperator(BaseOperator):
             "shard": [self.shard_index, self.shard_count] if self.shard_count else None,
         }
         frame = result.results
-        if self.kind == "moderation" and "conclusion" in frame:
+        verdict = get_kind(self.kind).verdict_field
+        if verdict and verdict in frame:
             done = frame[frame["outcome"] == "completed"]
-            summary["conclusions"] = {str(k): int(v) for k, v in done["conclusion"].value_counts().items()}
+            summary["conclusions"] = {str(k): int(v) for k, v in done[verdict].value_counts().items()}
         self.log.info("batch %s: %s; %s credits ($%s); results %s", summary["batch_id"],
                       ", ".join(f"{k}={v}" for k, v in counts.items() if v) or "no rows", summary["credits"],
                       summary["usd"], paths.results)

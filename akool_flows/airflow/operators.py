@@ -258,14 +258,11 @@ class AkoolJobOperator(BaseOperator):
     def _submit(self, kind: JobKind, fields: dict[str, Any], fingerprint: str, guard: SubmissionGuard,
                 client: Any) -> Job:
         if self.detect_faces:
-            from akool_flows.airflow.faces import fill_faces, needs_detection
+            from akool_flows.airflow.faces import fill_faces_with, needs_detection
 
             if needs_detection(kind, fields):
-                def detect(url: str, single: bool) -> list[str]:
-                    return list(client.face_detect(image_url=url, single_face=single).landmarks_str)
-
                 try:
-                    fields = fill_faces(kind, fields, detect)
+                    fields = fill_faces_with(client, kind, fields)
                 except ValidationError as exc:
                     raise AirflowFailException(f"invalid {kind.name} request: {exc}") from None
         if kind.accepts_webhook and "webhookUrl" not in fields and client.event_store is not None:

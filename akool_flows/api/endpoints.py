@@ -29,6 +29,10 @@ from akool_flows.api.retry import parse_retry_after
 from akool_flows.api.transport import RawResponse
 
 GET_TOKEN_PATH = f"{V3}/getToken"
+# The registry entries whose endpoints also serve calls that are not one job's: face swap's cancel
+# and delete take the ids of any face swap / re-age kind; avatar and session details are the status
+# endpoints of the kinds that create them.
+_FACESWAP, _AVATAR, _SESSION = "faceswap_image", "avatar_upload", "live_session"
 
 
 @dataclass(frozen=True)
@@ -236,7 +240,9 @@ def live_avatars(page: int | None = None, size: int | None = None) -> Call:
 
 
 def avatar_detail(avatar_record_id: str) -> Call:
-    return Call("GET", f"{V3}/avatar/detail", params={"id": _check_id(avatar_record_id)},
+    """An uploaded avatar's record (the raw payload of the avatar upload's status endpoint)."""
+    k = get_kind(_AVATAR)
+    return Call("GET", k.status_path, params={k.status_id_param: _check_id(avatar_record_id)},
                 parse=_first_record)
 
 
@@ -252,14 +258,18 @@ def delete_results(ids: Iterable[str]) -> Call:
     id_list = [_check_id(i) for i in ids]
     if not id_list:
         raise ValidationError("give at least one result id", field="_ids")
-    return Call("POST", f"{V3}/faceswap/result/delbyids", body={"_ids": ",".join(id_list)})
+    path = get_kind(_FACESWAP).delete_path
+    assert path is not None
+    return Call("POST", path, body={"_ids": ",".join(id_list)})
 
 
 def cancel_faceswap_jobs(task_ids: Iterable[str]) -> Call:
+    k = get_kind(_FACESWAP)
+    assert k.cancel_path is not None and k.cancel_body_field is not None
     id_list = [_check_id(i) for i in task_ids]
     if not id_list:
-        raise ValidationError("give at least one job id", field="job_ids")
-    return Call("POST", f"{V3}/faceswap/job/del", body={"job_ids": ",".join(id_list)})
+        raise ValidationError("give at least one job id", field=k.cancel_body_field)
+    return Call("POST", k.cancel_path, body={k.cancel_body_field: ",".join(id_list)})
 
 
 @dataclass(frozen=True)
@@ -297,11 +307,13 @@ def face_detect(*, image_url: str | None = None, img: str | None = None, single_
 
 
 def session_create(avatar_id: str, duration: int) -> Call:
-    return submit("live_session", {"avatar_id": avatar_id, "duration": duration})
+    return submit(_SESSION, {"avatar_id": avatar_id, "duration": duration})
 
 
 def session_detail(session_id: str) -> Call:
-    return Call("GET", f"{V4}/liveAvatar/session/detail", params={"id": _check_id(session_id)})
+    """A live session's raw detail (its status endpoint, unnormalised: Agora credentials and all)."""
+    k = get_kind(_SESSION)
+    return Call("GET", k.status_path, params={k.status_id_param: _check_id(session_id)})
 
 
 def session_list(page: int | None = None, size: int | None = None, status: int | None = None) -> Call:
@@ -311,5 +323,7 @@ def session_list(page: int | None = None, size: int | None = None, status: int |
 
 
 def session_close(session_id: str) -> Call:
-    return Call("POST", f"{V4}/liveAvatar/session/close", body={"id": _check_id(session_id)})
+    k = get_kind(_SESSION)
+    assert k.cancel_path is not None and k.cancel_body_field is not None
+    return Call("POST", k.cancel_path, body={k.cancel_body_field: _check_id(session_id)})
 

@@ -230,10 +230,6 @@ class JobTimeoutError(AkoolError):
         super().__init__(message, endpoint=kind)
 
 
-class WebhookVerificationError(AkoolError):
-    """A webhook body failed verification or decryption (one message for every cause)."""
-
-
 _RETRYABLE_CODES = {1005, 1015, 1201, 1205, 1211, 1214, 1215, 1217, 1218}
 _CODE_CLASSES: dict[int, type[AkoolAPIError]] = {
     1003: BadRequestError, 1004: PermissionDeniedError, 1007: BadRequestError,

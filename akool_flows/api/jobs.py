@@ -16,6 +16,10 @@ from akool_flows.api.kinds import JobKind, get_kind
 State = Literal["queued", "processing", "completed", "failed"]
 STATES: dict[int, State] = {1: "queued", 2: "processing", 3: "completed", 4: "failed"}
 TERMINAL: frozenset[str] = frozenset({"completed", "failed"})
+#: How a caller accounts for each job it was asked to run (a batch row): every row ends in exactly
+#: one. ``submitted`` only comes from a run that does not wait: the job is running and a later run
+#: collects it. Kept below pandas so the Airflow batch operator checks ``fail_on`` at DAG parse.
+OUTCOMES = ("completed", "failed", "rejected", "cancelled", "uncertain", "timed_out", "submitted")
 
 _ERROR_MESSAGE_FIELDS = ("error_msg", "error_message", "msg_error", "error_reason", "reason", "message")
 _ERROR_CODE_FIELDS = ("error_code", "err_code", "code")

@@ -51,6 +51,8 @@ class JobKind:
     cancel_path: str | None = None
     cancel_body_field: str | None = None
     cancel_id_field: str | None = None
+    #: Endpoint that deletes finished results by comma-separated ids (body field ``_ids``).
+    delete_path: str | None = None
     #: Status payload fields that report credits spent, first present wins.
     credit_fields: tuple[str, ...] = ("deduction_credit",)
     #: Status payload fields that report media duration in seconds.
@@ -243,6 +245,7 @@ _FACESWAP_STATUS = dict(status_path=f"{V3}/faceswap/result/listbyids", status_id
                         status_fields=("faceswap_status",), result_fields=("url",), batch_poll=True,
                         cancel_path=f"{V3}/faceswap/job/del", cancel_body_field="job_ids",
                         cancel_id_field="job_id", webhook_type="faceswap",
+                        delete_path=f"{V3}/faceswap/result/delbyids",
                         credit_fields=("deduction_credit", "deduction_duration"),
                         duration_fields=("video_duration",))
 

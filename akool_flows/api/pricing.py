@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["MODERATION_PRICE", "moderation_credits"]
+__all__ = ["MODERATION_PRICE", "USD_PER_CREDIT", "moderation_credits"]
+
+#: The docs' conversion (Jarvis table: 0.1 credit = 0.004 USD).
+USD_PER_CREDIT = 0.04
 
 # Jarvis pricing from the docs: credits per unit.
 MODERATION_PRICE = {"text_per_600_chars": 0.1, "image": 0.2, "audio_per_min": 0.5, "video_per_min": 1.0}

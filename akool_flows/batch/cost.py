@@ -22,9 +22,7 @@ from typing import Any
 
 from akool_flows.api.errors import ValidationError
 from akool_flows.api.kinds import JobKind
-
-#: The docs' conversion (Jarvis table: 0.1 credit = 0.004 USD).
-USD_PER_CREDIT = 0.04
+from akool_flows.api.pricing import USD_PER_CREDIT
 
 SOURCES = ("price_list", "cost_table", "observed", "unknown")
 

@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from akool_flows.api.errors import AkoolError, MalformedResponseError
+from akool_flows.api.faces import afill_faces_with, needs_detection
 from akool_flows.api.jobs import Job
 from akool_flows.batch.errors import LeaseLostError, LedgerError
 from akool_flows.batch.groups import jobs_by_value
@@ -50,6 +51,13 @@ async def submit_row(run: Run, i: int) -> None:
         body = {**body, field: ",".join(str(run.plan.group_value[j]) for j in sending)}
     if run.opts.webhook_url and run.kind.accepts_webhook and "webhookUrl" not in body:
         body = {**body, "webhookUrl": run.opts.webhook_url}
+    if needs_detection(run.kind, body):  # face hook: plain image URLs get their landmarks (api.faces)
+        try:
+            body = await afill_faces_with(run.client, run.kind, body)
+        except AkoolError as exc:  # no create was sent: no face found is final, a refused detect retried
+            for j in sending:
+                _create_failed(run, j, exc)
+            return
     try:
         job = await run.client.submit(run.kind.name, **body)
     except asyncio.CancelledError:

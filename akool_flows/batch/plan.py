@@ -21,8 +21,8 @@ import pandas as pd
 from pydantic import BaseModel
 
 from akool_flows.api.errors import ValidationError
+from akool_flows.api.faces import planned_body, required_fields
 from akool_flows.api.kinds import JobKind, get_kind
-from akool_flows.api.models import dump_request
 from akool_flows.batch.cost import USD_PER_CREDIT, CostEstimate, check_cost_table, estimate_row
 from akool_flows.batch.errors import BatchInputError
 from akool_flows.batch.staging import STAGED_PLACEHOLDER, file_sources
@@ -253,7 +253,7 @@ def _resolve_mapping(kind: JobKind, df: pd.DataFrame, columns: ColumnSpec,
     else:
         raise BatchInputError("columns must be None, a {field: column} mapping or a function row -> fields",
                               field="columns")
-    missing = [f for f in kind.required_fields if f not in mapping and f not in defaults]
+    missing = [f for f in required_fields(kind) if f not in mapping and f not in defaults]
     if missing:
         hint = (f"; pass columns={{{missing[0]!r}: '<column>'}} or defaults={{{missing[0]!r}: ...}}"
                 if columns is None else "")
@@ -393,8 +393,7 @@ def _row_fields(k: JobKind, row: dict[str, Any], to_fields: Callable[[dict[str, 
         return _jsonable(fields), problem
     try:
         # A file to stage validates as the URL it will become, and stays a path in the plan.
-        return {**dump_request(k.validate({**fields, **dict.fromkeys(sources, STAGED_PLACEHOLDER)})),
-                **sources}, None
+        return {**planned_body(k, {**fields, **dict.fromkeys(sources, STAGED_PLACEHOLDER)}), **sources}, None
     except ValidationError as exc:
         return _jsonable(fields), exc.message
 

@@ -10,13 +10,11 @@ from typing import Any
 
 import pandas as pd
 
+from akool_flows.api.jobs import OUTCOMES
 from akool_flows.batch.export import safe_csv, write_table
 
 __all__ = ["BatchResult", "OUTCOMES", "RESULT_COLUMNS", "exit_status"]
 
-#: Every row ends in exactly one of these. ``submitted`` only comes from ``run_batch(wait=False)``:
-#: the job is running and a later run with the same ledger collects it.
-OUTCOMES = ("completed", "failed", "rejected", "cancelled", "uncertain", "timed_out", "submitted")
 
 #: Engine columns of `BatchResult.results`, before the input columns.
 RESULT_COLUMNS = ("row_key", "input_index", "outcome", "duplicate_of", "job_id", "status_code", "result_url", "result_urls",

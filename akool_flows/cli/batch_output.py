@@ -14,6 +14,8 @@ import sys
 import unicodedata
 from typing import Any
 
+from akool_flows.api.jobs import OUTCOMES
+
 # C0 and C1 controls, DEL, bidi embeddings/overrides/isolates/marks, line and paragraph separators.
 _OTHERS = "\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
 _UNSAFE = re.compile(f"[\x00-\x1f{_OTHERS}]")
@@ -79,18 +81,24 @@ def print_plan(plan: Any, out: Any) -> None:
     print(f"Estimated cost: {visible(plan.estimate.describe())}", file=out)
 
 
+def _verdict_field(result: Any) -> str | None:
+    from akool_flows.api.kinds import get_kind
+
+    return get_kind(result.summary["kind"]).verdict_field
+
+
 def print_results(result: Any, args: Any, out: Any) -> None:
     if args.show <= 0:
         return
     df = result.results
-    kind = result.summary["kind"]
+    verdict = _verdict_field(result)
     shown = df.head(args.show)
-    if kind == "moderation":
+    if verdict:  # the answer is a verdict, not a file: show it next to the input it judges
         text_col = getattr(args, "column", None)
         text_col = text_col if text_col in df.columns else (f"input_{text_col}" if text_col else None)
-        headers = ["row", "content", "outcome", "conclusion / error"]
+        headers = ["row", "content", "outcome", f"{verdict} / error"]
         rows = [[r["input_index"], r.get(text_col) if text_col else None, r["outcome"],
-                 r["conclusion"] if r["outcome"] == "completed" else r["error_message"]]
+                 r[verdict] if r["outcome"] == "completed" else r["error_message"]]
                 for r in shown.to_dict("records")]
         widths = [6, 48, 10, 60]
     else:
@@ -108,13 +116,12 @@ def print_results(result: Any, args: Any, out: Any) -> None:
 def print_summary(result: Any, out: Any, cost_log: str | None = None) -> None:
     s = result.summary
     counts = s["counts"]
-    rows = [[name.replace("_", " "), counts.get(name, 0)] for name in
-            ("completed", "failed", "rejected", "uncertain", "timed_out", "cancelled", "submitted")
-            if counts.get(name, 0)]
+    rows = [[name.replace("_", " "), counts.get(name, 0)] for name in OUTCOMES if counts.get(name, 0)]
     print("", file=out)
     print(format_table(["outcome", "rows"], rows, [12, 10]), file=out)
-    if s["kind"] == "moderation" and counts.get("completed"):
-        verdicts = result.results.loc[result.results["outcome"] == "completed", "conclusion"].value_counts()
+    verdict = _verdict_field(result)
+    if verdict and counts.get("completed"):
+        verdicts = result.results.loc[result.results["outcome"] == "completed", verdict].value_counts()
         print("Verdicts: " + ", ".join(f"{clip(name, 40)} {n}" for name, n in verdicts.items()), file=out)
     est = s["estimate"]
     already = s.get("credits_already_paid") or 0.0

@@ -230,7 +230,7 @@ def kind_detail(name: str) -> str:
 
     k = get_kind(name)
     info = kind_info(name)
-    cost = "published by the docs (Jarvis table)" if k.name == "moderation" else \
+    cost = "published by the docs (estimated before the run)" if k.price is not None else \
         f"reported after the job in {', '.join(k.credit_fields)}" if k.credit_fields else "not reported"
     lines = [
         f"{k.name} - {k.title}",

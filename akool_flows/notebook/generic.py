@@ -72,5 +72,5 @@ class BatchApp(BatchAppBase):
 
     def _table_columns(self) -> list[str]:
         mapped = [src[1] for item in self.fields.values() if isinstance(src := item.source.value, tuple)]
-        extra = ["conclusion", "detail"] if self.kind == "moderation" else []
+        extra = [self.job_kind.verdict_field, "detail"] if self.job_kind.verdict_field else []
         return ["input_index", *mapped[:2], "outcome", *extra, "result_url", "credits", "error_message"]

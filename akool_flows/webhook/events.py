@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from akool_flows.api.kinds import KINDS
 from akool_flows.webhook.errors import WebhookVerificationError
 
 __all__ = ["STATE_NAMES", "TERMINAL_STATUSES", "WebhookEvent"]
@@ -24,34 +25,30 @@ TERMINAL_STATUSES: frozenset[int] = frozenset({3, 4})
 # First match wins. `_id` is what every create call returns and what status lookups take,
 # so it leads; face swap payloads also carry a `job_id` that is NOT the lookup id.
 _ID_FIELDS = ("_id", "video_id", "image_id", "task_id", "id", "job_id")
-_STATUS_FIELDS = (
-    "status",
-    "video_status",
-    "image_status",
-    "faceswap_status",
-    "audio_status",
-    "task_status",
-)
-_URL_FIELDS = (
-    "url",
-    "video",
-    "video_url",
-    "image",
-    "image_url",
-    "audio_url",
-    "resource_url",
-    "lipsync_video_url",
-)
+
+
+def _registry_fields(attr: str) -> tuple[str, ...]:
+    """Every kind's status-payload field names of one sort, in registry order, once each."""
+    return tuple(dict.fromkeys(name for kind in KINDS.values() for name in getattr(kind, attr)))
+
+
+# The docs' callback body is ``{_id, status, type, url}``; a kind's callback may carry its status
+# payload's names instead, which the registry knows. The last names are in no status payload of
+# the registry: payloads that name the result after its media (``audio_url``...) still read.
+_STATUS_FIELDS = tuple(dict.fromkeys(("status", *_registry_fields("status_fields"), "audio_status",
+                                      "task_status")))
+_URL_FIELDS = tuple(dict.fromkeys(("url", *_registry_fields("result_fields"), "video_url", "image_url",
+                                   "audio_url", "resource_url")))
 _ERROR_MESSAGE_FIELDS = ("error_reason", "error_msg", "error_message", "msg", "message", "reason")
 _ERROR_CODE_FIELDS = ("error_code", "code")
 
 _MAX_ID_LEN = 256
 
 
-def _first(payload: Mapping[str, Any], names: tuple[str, ...]) -> Any:
+def _first(payload: Mapping[str, Any], names: tuple[str, ...], of: type | None = None) -> Any:
     for name in names:
         value = payload.get(name)
-        if value is not None and value != "":
+        if value is not None and value != "" and (of is None or isinstance(value, of)):
             return value
     return None
 
@@ -139,7 +136,7 @@ class WebhookEvent(BaseModel):
             raise WebhookVerificationError("payload has no status")
         status = _coerce_status(raw_status)
         kind = payload.get("type")
-        url = _first(payload, _URL_FIELDS)
+        url = _first(payload, _URL_FIELDS, str)  # a list field (upscaled_urls) is not the URL
         # Error fields only mean something on a failed job: a completed payload's
         # `msg: "OK"` or `error_code: 0` is not an error.
         message: str | None = None

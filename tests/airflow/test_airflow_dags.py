@@ -50,6 +50,16 @@ def test_catalog_translation_maps_one_deferred_task_per_video_and_language(airfl
     assert sb.create_count("video_translation") == 8
 
 
+def test_catalog_translation_refuses_a_target_equal_to_the_source(airflow):
+    """The DAG plans through `translate_catalog`: a target that is the source language fails the
+    plan with the helper's message (it used to be dropped silently), and nothing is paid."""
+    sb = airflow
+    run = load_dag("akool_catalog_translation").test(run_conf={"languages": ["fr", "en"]})
+    states = task_states(run)
+    assert str(run.state) == "failed" and states["plan"] == "failed", states
+    assert sb.create_count("video_translation") == 0
+
+
 def test_bulk_moderation_of_a_dropped_csv_reports_non_compliant_rows_and_cost(airflow, tmp_path):
     import os
     from pathlib import Path
