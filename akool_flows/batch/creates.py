@@ -42,22 +42,22 @@ async def submit_row(run: Run, i: int) -> None:
     staged = await staged_body(run, members, run.plan.bodies[i])
     if staged is None:
         return
+    body = {**run.plan.bodies[i], **{f: staged[f] for f in run.kind.url_fields if f in staged}}
+    if needs_detection(run.kind, body):  # face hook: plain image URLs get their landmarks (api.faces)
+        try:
+            body = await afill_faces_with(run.client, run.kind, body)
+        except AkoolError as exc:  # before any intent: no face found is final, a refused detect retried
+            for j in members:
+                _create_failed(run, j, exc)
+            return
     sending = [j for j in members if _claim(run, j)]
     if not sending:
         return
-    body = {**run.plan.bodies[sending[0]], **{f: staged[f] for f in run.kind.url_fields if f in staged}}
     field = run.kind.multi_value_field
     if run.plan.group_of[i] is not None and field is not None:
         body = {**body, field: ",".join(str(run.plan.group_value[j]) for j in sending)}
     if run.opts.webhook_url and run.kind.accepts_webhook and "webhookUrl" not in body:
         body = {**body, "webhookUrl": run.opts.webhook_url}
-    if needs_detection(run.kind, body):  # face hook: plain image URLs get their landmarks (api.faces)
-        try:
-            body = await afill_faces_with(run.client, run.kind, body)
-        except AkoolError as exc:  # no create was sent: no face found is final, a refused detect retried
-            for j in sending:
-                _create_failed(run, j, exc)
-            return
     try:
         job = await run.client.submit(run.kind.name, **body)
     except asyncio.CancelledError:
