@@ -7,9 +7,13 @@ kind is one entry here (plus its request model in ``models.py``).
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+import threading
 import typing
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +76,9 @@ class JobKind:
     #: for jobs whose useful life is while they run (a live session is for streaming: the
     #: caller wants its id at once, not its end).
     waits_by_default: bool = True
+    #: A request field whose comma-separated values make one job each in a single create call
+    #: (video translation's ``language: "fr,de,ja"``); Akool answers each in ``all_results``.
+    split_field: str | None = None
 
     # -- derived ---------------------------------------------------------------------------
 
@@ -96,22 +103,85 @@ class JobKind:
         """What a request field holds, from its model (also when nested in an Optional), or None."""
         return _description(self, (name,))
 
-    def validate(self, fields: Mapping[str, Any]) -> BaseModel:
-        """Validate create fields; raise `ValidationError` naming each bad field and what is allowed."""
+    def validate(self, fields: Mapping[str, Any], *, strict: bool = False) -> BaseModel:
+        """Validate create fields; raise `ValidationError` naming each bad field and what is allowed.
+
+        A field the docs do not list is kept and sent as given, with one `UnknownFieldWarning`
+        per kind and field per process; ``strict=True`` refuses it instead."""
         try:
-            return self.request_model.model_validate(dict(fields))
+            model = self.request_model.model_validate(dict(fields))
         except PydanticValidationError as exc:
             raise ValidationError(describe_validation_error(self, exc), kind=self.name,
                                   field=_first_field(self, exc)) from None
+        unknown = list(unknown_fields(model))
+        if unknown and strict:
+            raise ValidationError(f"{self.name}: " + "; ".join(
+                f"{path}: unknown field (allowed: {', '.join(allowed)})" for path, allowed in unknown),
+                kind=self.name, field=unknown[0][0])
+        for path, _ in unknown:
+            _warn_unknown(self.name, path)
+        return model
 
-    def build_body(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        return m.dump_request(self.validate(fields))
+    def build_body(self, fields: Mapping[str, Any], *, strict: bool = False) -> dict[str, Any]:
+        return m.dump_request(self.validate(fields, strict=strict))
+
+    def splits(self, fields: Mapping[str, Any]) -> bool:
+        """Whether these create fields make several jobs (see `split_field`)."""
+        return self.split_field is not None and "," in str(fields.get(self.split_field) or "")
 
     def estimate_credits(self, fields: Mapping[str, Any], *, duration_seconds: float | None = None) -> float | None:
         """Credits the job will cost when the docs publish a price; None when unknown."""
         if self.price is None:
             return None
         return self.price(fields, duration_seconds)
+
+
+class UnknownFieldWarning(UserWarning):
+    """A create field the docs do not list was sent as given (``strict=True`` refuses it)."""
+
+
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_unknown(kind: str, path: str) -> None:
+    # Once per process: a batch validates every row, and the field's name is all there is to say.
+    with _warned_lock:
+        if (kind, path) in _warned:
+            return
+        _warned.add((kind, path))
+    warnings.warn(f"{kind}: {path!r} is not a field the docs list; it is sent to Akool as given "
+                  "(strict=True or --strict-fields refuse it)", UnknownFieldWarning, stacklevel=_callers_level())
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _callers_level() -> int:
+    """The `stacklevel` of the first frame outside akool_flows: the warning names the user's line."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def unknown_fields(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, list[str]]]:
+    """``(path, allowed names there)`` for every field of a validated request that its model does
+    not declare, nested ones too (``elements[].layer_number``)."""
+    allowed = [f.alias or n for n, f in type(model).model_fields.items()]
+    for name in model.model_extra or {}:
+        yield f"{prefix}{name}", allowed
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        items = value if isinstance(value, list) else [value]
+        here = f"{prefix}{info.alias or name}{'[]' if isinstance(value, list) else ''}."
+        seen: set[str] = set()
+        for item in items:
+            if isinstance(item, BaseModel):
+                for path, names in unknown_fields(item, here):
+                    if path not in seen:  # one report per field, not per list item
+                        seen.add(path)
+                        yield path, names
 
 
 def _first_field(kind: JobKind, exc: PydanticValidationError) -> str | None:
@@ -280,7 +350,7 @@ KINDS: dict[str, JobKind] = {k.name: k for k in (
                 {"type": "audio", "url": "https://example.com/voice.mp3"}]}),
     JobKind("video_translation", "Video translation", "Translate a video's speech, optionally lip-synced.",
             f"{V3}/content/video/createbytranslate", m.VideoTranslationRequest,
-            webhook_type="video translate",
+            webhook_type="video translate", split_field="language",
             **{**_VIDEO_STATUS, "result_fields": ("video", "lipsync_video_url")},
             example={"url": "https://example.com/clip.mp4", "source_language": "en", "language": "fr",
                      "lipsync": False}),
