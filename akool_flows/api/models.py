@@ -1,8 +1,11 @@
 """Pydantic request models for every Akool job kind, with the docs' own field names.
 
 Each model validates what the docs constrain, so bad input fails here, before any credit is
-spent. Unknown fields are refused (a typo such as ``modifyimage`` would otherwise be sent,
-ignored by Akool and paid for). ``dump_request`` turns a model into the exact JSON body.
+spent. A field a model does not know is kept and sent as given: Akool's own code sends many
+the docs do not list (``speaker_num``, ``voices_map``, ``knowledge_id``...), and a client that
+refused them could not use those features. `JobKind.validate` warns once per kind and field,
+and refuses them with ``strict=True`` (a typo such as ``modifyimage`` is ignored by Akool and
+still paid for). ``dump_request`` turns a model into the exact JSON body.
 """
 
 from __future__ import annotations
@@ -37,13 +40,23 @@ Landmarks = Annotated[str, Field(pattern=_OPTS_RE.pattern,
                                  description='face landmarks "x,y:x,y:x,y:x,y" (face detect landmarks_str)')]
 
 
+def _webhook_url(value: str) -> str:
+    # Akool's demos send "" for "no callback"; keep it as given rather than refuse it.
+    return value if value.strip() == "" else _http_url(value)
+
+
+WebhookUrl = Annotated[str, AfterValidator(_webhook_url)]
+
+
 class AkoolModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True,
+    # extra="allow": unknown fields are kept (as given, unvalidated) and sent; see the module doc.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, str_strip_whitespace=True,
                               frozen=False)
 
 
 class WebhookMixin(AkoolModel):
-    webhookUrl: Url | None = Field(None, description="Callback URL; Akool POSTs the encrypted result there.")
+    webhookUrl: WebhookUrl | None = Field(None, description='Callback URL; Akool POSTs the encrypted result there '
+                                                            '("" for none).')
 
 
 class FaceRef(AkoolModel):
@@ -241,10 +254,21 @@ class TalkingAvatarRequest(WebhookMixin):
         return self
 
 
+def _languages(value: str) -> str:
+    codes = [c.strip() for c in value.split(",")]
+    if any(not c for c in codes):
+        raise ValueError('must be a language code or several joined by commas, e.g. "fr" or "fr,de,ja"')
+    if len(set(codes)) != len(codes):
+        raise ValueError(f"lists a language twice: {value!r}")
+    return value
+
+
 class VideoTranslationRequest(WebhookMixin):
     url: Url
-    source_language: Annotated[str, Field(min_length=2)]
-    language: Annotated[str, Field(min_length=2)]
+    source_language: Annotated[str, Field(min_length=2, description='language of the video; "DEFAULT" detects it')]
+    language: Annotated[str, Field(min_length=2, description='target language, or several joined by commas '
+                                                             '("fr,de,ja": one job per language)'),
+                        AfterValidator(_languages)]
     lipsync: bool | None = None
 
 

@@ -16,14 +16,21 @@ from akool_flows.api.jobs import Job
 class Operations:
     """Operations shared by both clients; `_run` returns a value (sync) or an awaitable (async)."""
 
+    #: Refuse create fields the docs do not list (set by the client's constructor).
+    strict: bool = False
+
     def _run(self, call: Call) -> Any:  # pragma: no cover - implemented by both clients
         raise NotImplementedError
 
     # --- jobs --------------------------------------------------------------------------------
 
     def submit(self, kind: str, /, **fields: Any) -> Any:
-        """Create a job of `kind` with the docs' field names; returns a `Job` (its `_id`)."""
-        return self._run(endpoints.submit(kind, fields))
+        """Create a job of `kind` with the docs' field names; returns a `Job` (its `_id`).
+
+        A field the docs do not list is sent as given (one warning per kind and field), unless the
+        client was made with ``strict=True``. A video translation into ``language="fr,de,ja"``
+        makes one job per language: ``job.jobs`` lists them (``job.job_id`` is the first's)."""
+        return self._run(endpoints.submit(kind, fields, strict=self.strict))
 
     def status(self, kind: str, job_id: str) -> Any:
         """Where job `job_id` stands, normalised (`JobStatus`)."""
