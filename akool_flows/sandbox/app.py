@@ -171,11 +171,39 @@ def _create(state: SandboxState, dispatcher: WebhookDispatcher, behaviour: Behav
                 raise param_error("webhookUrl must be a string URL")
             v.check_url("webhookUrl", hook)
         files_base = f"{request.scheme}://{request.host}{FILES_PREFIX}"
-        job = state.create_job(behaviour, body, files_base)
-        dispatcher.schedule(job)
-        return ok(behaviour.create_data(job), behaviour.create_msg)
+        parts = behaviour.split(body)
+        if parts is None:
+            job = state.create_job(behaviour, body, files_base)
+            dispatcher.schedule(job)
+            return ok(behaviour.create_data(job), behaviour.create_msg)
+        return _create_several(state, dispatcher, behaviour, body, parts, files_base)
 
     return handler
+
+
+def _create_several(state: SandboxState, dispatcher: WebhookDispatcher, behaviour: Behaviour, body: dict[str, Any],
+                    parts: list[dict[str, Any]], files_base: str) -> dict[str, Any]:
+    """Akool's answer to a create that makes one job per part (a translation into "fr,de,ja"):
+    ``data`` is the first job, ``all_results`` one envelope per part, in order; a part that
+    fails has its own code and no job. Nothing created: the first failure is the answer."""
+    results: list[dict[str, Any]] = []
+    created = []
+    errors: list[ApiError] = []
+    for part in parts:
+        try:
+            job = state.create_job(behaviour, part, files_base, received=body)
+        except ApiError as exc:
+            errors.append(exc)
+            results.append({"code": exc.code, "msg": exc.msg})
+            continue
+        dispatcher.schedule(job)
+        created.append(job)
+        results.append(ok(behaviour.create_data(job), behaviour.create_msg))
+    for exc in errors[0 if created else 1:]:  # the wrapper counts the one it answers
+        state.count_rejected(exc.code)
+    if not created:
+        raise errors[0]
+    return {**ok(behaviour.create_data(created[0]), behaviour.create_msg), "all_results": results}
 
 
 def _status(state: SandboxState, behaviour: Behaviour) -> Handler:

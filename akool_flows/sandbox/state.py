@@ -38,6 +38,30 @@ def input_hash(kind: str, body: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:20]
 
 
+class _ReadTracking(dict):  # type: ignore[type-arg]
+    """A request body that remembers which top-level fields the kind's validation read."""
+
+    def __init__(self, body: Mapping[str, Any]) -> None:
+        super().__init__(body)
+        self.read: set[str] = set()
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: Any) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: Any) -> bool:
+        self.read.add(key)
+        return super().__contains__(key)
+
+
+# Never echoed: a receiver URL may carry a secret path token, and kinds that echo it do so themselves.
+_NOT_ECHOED = frozenset({"webhookUrl"})
+
+
 def _contains(value: Any, marker: str) -> bool:
     """Whether any string inside ``value`` (recursively, ``webhookUrl`` excepted) has ``marker``."""
     if isinstance(value, str):
@@ -146,10 +170,14 @@ class SandboxState:
             return False
 
     # -- jobs -----------------------------------------------------------------------------
-    def create_job(self, behaviour: Behaviour, body: dict[str, Any], files_base: str) -> Job:
-        """Validate ``body`` for ``behaviour``, charge the account and create the job (or raise ApiError)."""
+    def create_job(self, behaviour: Behaviour, body: dict[str, Any], files_base: str,
+                   received: Mapping[str, Any] | None = None) -> Job:
+        """Validate ``body`` for ``behaviour``, charge the account and create the job (or raise ApiError).
+
+        ``received`` is the request as sent when it made several jobs (``body`` is this job's part)."""
         with self.lock:
-            plan: Plan = behaviour.prepare(body, self)
+            tracked = _ReadTracking(body)
+            plan: Plan = behaviour.prepare(tracked, self)
             cost = round(float(plan.cost), 6)
             if self.balance + 1e-9 < cost:
                 raise ApiError(1006, f"Your quota is not enough: this job needs {cost:g} credits, "
@@ -186,8 +214,13 @@ class SandboxState:
                 failure=behaviour.error if failing else None,
                 task_id=behaviour.task_id(),
                 extra={**plan.extra, "files_base": files_base, "nominal_cost": cost},
+                request=dict(body if received is None else received),
             )
             job.base = behaviour.base(job, plan)
+            # Akool accepts fields its docs do not list; the sandbox echoes the ones it did not
+            # read in the job's payload, so a test sees them arrive.
+            for name in body.keys() - tracked.read - _NOT_ECHOED:
+                job.base.setdefault(name, body[name])
             self.balance = round(self.balance - charged, 6)
             self.credits_charged = round(self.credits_charged + charged, 6)
             self.jobs[job_id] = job
