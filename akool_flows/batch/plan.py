@@ -224,8 +224,8 @@ def _check_df(df: Any) -> pd.DataFrame:
     return df
 
 
-def _resolve_mapping(kind: JobKind, df: pd.DataFrame, columns: ColumnSpec,
-                     defaults: Mapping[str, Any]) -> Callable[[dict[str, Any]], Mapping[str, Any]]:
+def _resolve_mapping(kind: JobKind, df: pd.DataFrame, columns: ColumnSpec, defaults: Mapping[str, Any],
+                     strict_fields: bool) -> Callable[[dict[str, Any]], Mapping[str, Any]]:
     """A function row-dict -> fields, after checking the mapping against the table once."""
     names = kind.field_names
     available = [str(c) for c in df.columns]
@@ -236,7 +236,8 @@ def _resolve_mapping(kind: JobKind, df: pd.DataFrame, columns: ColumnSpec,
     elif isinstance(columns, Mapping):
         mapping = dict(columns)
         for fname, col in mapping.items():
-            if fname not in names:
+            # A field the docs do not list is sent as given (warned once), unless strict_fields.
+            if fname not in names and strict_fields:
                 raise BatchInputError(f"columns: {fname!r} is not a {kind.name} field; allowed: {', '.join(names)}",
                                       field="columns")
             if col not in df.columns:
@@ -249,6 +250,9 @@ def _resolve_mapping(kind: JobKind, df: pd.DataFrame, columns: ColumnSpec,
     if missing:
         hint = (f"; pass columns={{{missing[0]!r}: '<column>'}} or defaults={{{missing[0]!r}: ...}}"
                 if columns is None else "")
+        unlisted = [f for f in [*mapping, *defaults] if f not in names]
+        if unlisted:  # most likely a typo of the missing one
+            hint += f"; {', '.join(map(repr, unlisted))} are not fields the docs list"
         raise BatchInputError(
             f"{kind.name} needs field(s) {', '.join(missing)} but no input column provides them "
             f"(columns: {', '.join(available) or '(none)'}){hint}", field="columns")
@@ -259,7 +263,7 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
                defaults: Mapping[str, Any] | None = None, cost_table: Mapping[str, float] | None = None,
                durations: str | None = None, dedupe: bool = True,
                max_cell_chars: int = DEFAULT_MAX_CELL_CHARS, ledger: Any = None,
-               usd_per_credit: float = USD_PER_CREDIT) -> BatchPlan:
+               usd_per_credit: float = USD_PER_CREDIT, strict_fields: bool = False) -> BatchPlan:
     """Map, validate, key and price every row of ``df`` as a job of ``kind``; spend nothing.
 
     Args:
@@ -276,6 +280,9 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
         max_cell_chars: longest text accepted in one field; longer rows are rejected.
         ledger: a `Ledger` (or its path) whose finished jobs price kinds of unknown cost.
         usd_per_credit: conversion for the USD figures.
+        strict_fields: refuse fields the docs do not list (in ``columns`` and ``defaults``: the
+            plan raises; from a row function: the row is rejected). Default: they are sent as
+            given, with one `UnknownFieldWarning` per kind and field.
 
     Rows that fail validation are *rejected* (``valid`` False, ``error`` says which field and what
     is allowed); only a problem with the whole input raises (`BatchInputError`).
@@ -284,7 +291,7 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
     df = _check_df(df)
     defaults = dict(defaults or {})
     unknown_defaults = [n for n in defaults if n not in k.field_names]
-    if unknown_defaults:
+    if unknown_defaults and strict_fields:
         raise BatchInputError(f"defaults: {', '.join(map(repr, unknown_defaults))} not {k.name} field(s); "
                               f"allowed: {', '.join(k.field_names)}", field="defaults")
     if durations is not None and durations not in df.columns:
@@ -292,7 +299,7 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
     if not isinstance(max_cell_chars, int) or max_cell_chars < 1:
         raise BatchInputError("max_cell_chars must be a positive integer", field="max_cell_chars")
     table = check_cost_table(cost_table)
-    to_fields = _resolve_mapping(k, df, columns, defaults)
+    to_fields = _resolve_mapping(k, df, columns, defaults, strict_fields)
     coercers = _field_coercers(k)
     observed = _observed(ledger, k.name)
 
@@ -308,7 +315,7 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
     used: set[str] = set()
     records = df.to_dict("records")
     for position, row in enumerate(records):
-        body, error = _row_fields(k, row, to_fields, defaults, coercers, max_cell_chars)
+        body, error = _row_fields(k, row, to_fields, defaults, coercers, max_cell_chars, strict_fields)
         key = row_key_for(k, body)
         original = None
         if error is None:
@@ -351,7 +358,7 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
 
 def _row_fields(k: JobKind, row: dict[str, Any], to_fields: Callable[[dict[str, Any]], Mapping[str, Any]],
                 defaults: Mapping[str, Any], coercers: Mapping[str, Callable[[Any], Any]],
-                max_cell_chars: int) -> tuple[dict[str, Any], str | None]:
+                max_cell_chars: int, strict_fields: bool) -> tuple[dict[str, Any], str | None]:
     """The request body of one row (validated and dumped) or the raw fields plus why they fail."""
     try:
         mapped = to_fields(row)
@@ -374,7 +381,7 @@ def _row_fields(k: JobKind, row: dict[str, Any], to_fields: Callable[[dict[str, 
                 return fields, f"{k.name}: {name}: contains a NUL character (binary data in a text cell?)"
         fields[name] = coercers[name](value) if name in coercers else value
     try:
-        return dump_request(k.validate(fields)), None
+        return dump_request(k.validate(fields, strict=strict_fields)), None
     except ValidationError as exc:
         return _jsonable(fields), exc.message
 
