@@ -1,7 +1,8 @@
 """Every Akool endpoint as data: the request to send and how to read the answer.
 
 Both clients (sync and async) execute the same `Call` objects, so the method, path, query and
-body field names are written once, here and in the registry, and tested once.
+body field names are written once, here and in the registry, and tested once. The v4 endpoints
+beside the job kinds (image to video's extras, v4 voice lists, knowledge bases) are in `v4`.
 """
 
 from __future__ import annotations
@@ -144,9 +145,14 @@ def _several(k: JobKind, results: list[Any], asked: list[str | None], endpoint: 
             code = entry.get("code")
             refused.append(Refusal(code if isinstance(code, int) and not isinstance(code, bool) else None,
                                    str(entry.get("msg") or "refused"), language=part))
+    return several_jobs(jobs, refused, endpoint)
+
+
+def several_jobs(jobs: list[Job], refused: list[Refusal], endpoint: str) -> Job:
+    """The `Job` of a create that answered several: the first job, listing all of them."""
     if not jobs:
         # Akool refused every part: nothing was created, so the first refusal is the answer.
-        first = refused[0] if refused else Refusal(None, "empty all_results")
+        first = refused[0] if refused else Refusal(None, "the answer lists no job")
         if first.code is None:
             raise MalformedResponseError(f"create answer has no job: {first.message}", endpoint=endpoint)
         raise error_from_code(first.code, first.message, endpoint)
@@ -190,7 +196,13 @@ def status(kind: str | JobKind, job_id: str) -> Call:
             return JobStatus.from_payload(k, record, job_id)
         return JobStatus.from_payload(k, _first_record(data), job_id)
 
-    return Call("GET", k.status_path, params={k.status_id_param: job_id}, parse=parse)
+    return _status_call(k, job_id, parse)
+
+
+def _status_call(k: JobKind, ids: str, parse: Callable[[Any], Any]) -> Call:
+    if k.status_method == "POST":  # image to video's resultsByIds takes {"_ids": "a,b"}
+        return Call("POST", k.status_path, body={k.status_id_param: ids}, parse=parse)
+    return Call("GET", k.status_path, params={k.status_id_param: ids}, parse=parse)
 
 
 #: Ids per listbyids request: keeps the URL far below common 8 KB limits (24-char ids + comma).
@@ -212,7 +224,7 @@ def statuses_batch(kind: str | JobKind, ids: Iterable[str]) -> Call:
                 out[rid] = JobStatus.from_payload(k, record, rid)
         return out
 
-    return Call("GET", k.status_path, params={k.status_id_param: ",".join(id_list)}, parse=parse)
+    return _status_call(k, ",".join(id_list), parse)
 
 
 def cancel(kind: str | JobKind, job: Job | str) -> Call:
@@ -347,4 +359,5 @@ def session_list(page: int | None = None, size: int | None = None, status: int |
 
 def session_close(session_id: str) -> Call:
     return Call("POST", f"{V4}/liveAvatar/session/close", body={"id": _check_id(session_id)})
+
 

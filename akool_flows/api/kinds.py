@@ -50,6 +50,8 @@ class JobKind:
     webhook_type: str | None
     #: Status endpoint takes many comma-separated ids and answers `data.result[]`.
     batch_poll: bool = False
+    #: HTTP method of the status endpoint: GET takes the id in the query, POST in the JSON body.
+    status_method: str = "GET"
     #: Cancel endpoint and the create-response field whose value it takes.
     cancel_path: str | None = None
     cancel_body_field: str | None = None
