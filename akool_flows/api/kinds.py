@@ -24,6 +24,7 @@ from pydantic.fields import FieldInfo
 from akool_flows.api import models as m
 from akool_flows.api.errors import UnknownKindError, ValidationError
 from akool_flows.api.pricing import MODERATION_PRICE, moderation_credits  # noqa: F401 - re-exported
+from akool_flows.api.pricing import image_to_video_credits
 from akool_flows.api.redact import redact_urls_in
 
 V3 = "/api/open/v3"
@@ -272,6 +273,11 @@ def _moderation_price(fields: Mapping[str, Any], duration_seconds: float | None)
     return moderation_credits(int(fields["type"]), str(fields.get("content", "")), duration_seconds=duration_seconds)
 
 
+def _image_to_video_price(fields: Mapping[str, Any], duration_seconds: float | None) -> float | None:
+    return image_to_video_credits(str(fields.get("resolution")), int(fields.get("video_length") or 0),
+                                  model_name=fields.get("model_name"))
+
+
 _IMG = "https://example.com/photo.jpg"
 _FACE = {"path": "https://example.com/face.png", "opts": "262,175:363,175:313,215:272,279"}
 _AUDIO_STATUS = dict(status_path=f"{V3}/audio/infobymodelid", status_id_param="audio_model_id",
@@ -356,6 +362,14 @@ KINDS: dict[str, JobKind] = {k.name: k for k in (
             **{**_VIDEO_STATUS, "result_fields": ("video", "lipsync_video_url")},
             example={"url": "https://example.com/clip.mp4", "source_language": "en", "language": "fr",
                      "lipsync": False}),
+    JobKind("image_to_video", "Image to video", "Animate an image by a prompt or an effect, with or without audio.",
+            f"{V4}/image2Video/createBySourcePrompt", m.ImageToVideoRequest,
+            status_path=f"{V4}/image2Video/resultsByIds", status_id_param="_ids", status_method="POST",
+            batch_poll=True, status_fields=("status",), result_fields=("video_url",), webhook_type=None,
+            result_media="video", duration_fields=("video_duration",), price=_image_to_video_price,
+            example={"image_url": _IMG, "prompt": "Slow camera push-in, leaves moving in the wind",
+                     "negative_prompt": "blurry, distorted", "resolution": "720p", "video_length": 5,
+                     "audio_type": 3}),
     JobKind("avatar_upload", "Avatar upload", "Create a talking (type 1) or streaming (type 2) avatar.",
             f"{V3}/avatar/create", m.AvatarUploadRequest,
             status_path=f"{V3}/avatar/detail", status_id_param="id", status_fields=("status",),

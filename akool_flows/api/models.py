@@ -272,6 +272,70 @@ class VideoTranslationRequest(WebhookMixin):
     lipsync: bool | None = None
 
 
+# --- image to video (v4) ---------------------------------------------------------------------
+
+def _int_code(data: Any, name: str) -> Any:
+    # Akool's image-to-video demo sends audio_type as a string ("1"); the docs type it Integer.
+    if isinstance(data, dict) and isinstance(data.get(name), str) and data[name].strip().isdigit():
+        data = {**data, name: int(data[name])}
+    return data
+
+
+AudioType = Literal[1, 2, 3]
+
+
+class ImageToVideoFields(AkoolModel):
+    """What both image-to-video creates (one video, or ``count`` of them) take."""
+
+    image_url: Url = Field(description="the image to animate (PNG or JPEG)")
+    prompt: Annotated[str, Field(min_length=1, description="how to animate the image (ignored with effect_code)")]
+    negative_prompt: str | None = Field(None, description="what to avoid in the animation")
+    extend_prompt: bool | None = None
+    resolution: Annotated[str, Field(pattern=r"^(\d{3,4}p|4k)$",
+                                     description='"720p", "1080p" or "4k" (a model\'s resolutionList)')]
+    video_length: Annotated[int, Field(gt=0, description="seconds: 5 or 10 (a model's durationList)")]
+    audio_url: Url | None = Field(None, description="your audio, with audio_type 2")
+    is_premium_model: bool | None = None
+    effect_code: str | None = Field(None, description="an effect from the effects list (replaces the prompt)")
+    webhookurl: WebhookUrl | None = Field(None, description="Callback URL (the docs spell it webhookurl here)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _audio_type_as_int(cls, data: Any) -> Any:
+        return _int_code(data, "audio_type")
+
+    @model_validator(mode="after")
+    def _own_audio(self) -> ImageToVideoFields:
+        if getattr(self, "audio_type", None) == 2 and not self.audio_url:
+            raise ValueError("audio_type 2 (your own audio) needs audio_url")
+        return self
+
+
+class ImageToVideoRequest(ImageToVideoFields):
+    audio_type: AudioType = Field(description="1 AI-generated audio, 2 your audio_url, 3 none")
+
+
+class ImageToVideoBatchRequest(ImageToVideoFields):
+    """``createBySourcePrompt/batch``: ``count`` videos of one image, any model of the model list."""
+
+    audio_type: AudioType | None = Field(None, description="1 AI-generated audio, 2 your audio_url, 3 none")
+    model_name: str | None = Field(None, description="a model's value from the AI model list (type 1501)")
+    last_image_url: Url | None = Field(None, description="the image of the last frame")
+    generate_audio: bool | None = None
+    count: Annotated[int, Field(ge=1, le=10, description="videos to make, 1-10")] | None = None
+
+
+class UpdateVideoAudioRequest(AkoolModel):
+    pre_video_id: Annotated[str, Field(min_length=1, description="_id of a completed image-to-video result")]
+    audio_url: Url
+    audio_type: Literal[1, 2] = Field(description="1 AI-generated audio, 2 your audio_url")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _audio_type_as_int(cls, data: Any) -> Any:
+        return _int_code(data, "audio_type")
+
+
 # --- avatars and live sessions ---------------------------------------------------------------
 
 class AvatarUploadRequest(AkoolModel):

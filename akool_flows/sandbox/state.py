@@ -22,7 +22,7 @@ from akool_flows.sandbox.config import SandboxConfig
 from akool_flows.sandbox.errors import ApiError
 from akool_flows.sandbox.faults import Faults
 from akool_flows.sandbox.jobs import COMPLETED, FAILED, Job, new_object_id
-from akool_flows.sandbox.kinds import Behaviour, Plan, check_kind_name
+from akool_flows.sandbox.kinds import Behaviour, Plan, Prepare, check_kind_name
 
 __all__ = ["FAIL_MARKER", "SLOW_MARKER", "SandboxState", "input_hash"]
 
@@ -171,13 +171,15 @@ class SandboxState:
 
     # -- jobs -----------------------------------------------------------------------------
     def create_job(self, behaviour: Behaviour, body: dict[str, Any], files_base: str,
-                   received: Mapping[str, Any] | None = None) -> Job:
+                   received: Mapping[str, Any] | None = None, prepare: Prepare | None = None) -> Job:
         """Validate ``body`` for ``behaviour``, charge the account and create the job (or raise ApiError).
 
-        ``received`` is the request as sent when it made several jobs (``body`` is this job's part)."""
+        ``received`` is the request as sent when it made several jobs (``body`` is this job's part);
+        ``prepare`` replaces the kind's own for a create at another endpoint (image to video's batch)."""
         with self.lock:
             tracked = _ReadTracking(body)
-            plan: Plan = behaviour.prepare(tracked, self)
+            plan: Plan = (behaviour.prepare(tracked, self) if prepare is None
+                          else prepare(tracked, self, behaviour.kind))
             cost = round(float(plan.cost), 6)
             if self.balance + 1e-9 < cost:
                 raise ApiError(1006, f"Your quota is not enough: this job needs {cost:g} credits, "
