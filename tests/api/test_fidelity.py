@@ -8,15 +8,13 @@ import warnings
 
 import pytest
 
-from akool_flows.api import AkoolClient, AsyncAkoolClient, BadRequestError, ValidationError, kinds
+from akool_flows.api import AkoolClient, BadRequestError, ValidationError
 from akool_flows.api.kinds import UnknownFieldWarning
 
-from .helpers import Driver
+from .sandbox_fixtures import MODES, drv, sandbox, sandbox_client, sb  # noqa: F401 - fixtures
 
-sandbox_mod = pytest.importorskip("akool_flows.sandbox")
-Sandbox, SandboxConfig = sandbox_mod.Sandbox, sandbox_mod.SandboxConfig
+pytest.importorskip("akool_flows.sandbox")
 
-MODES = ("sync", "async")
 VIDEO = "https://cdn.example.com/talk.mp4"
 
 # Fields Akool's demos and the LiveKit plugin send that the docs' tables do not list.
@@ -46,36 +44,6 @@ REAL_CODE_REQUESTS = {
                        "webhookUrl": ""},
     "live_session": {"avatar_id": "dvp_Tristan_cloth2_1080P", "duration": 60, **SESSION_EXTRAS},
 }
-
-
-@pytest.fixture(scope="module")
-def sb():
-    with Sandbox(SandboxConfig(queue_seconds=0.02, job_seconds=0.08, seed=0)) as box:
-        yield box
-
-
-@pytest.fixture
-def sandbox(sb):
-    sb.reset()
-    yield sb
-
-
-@pytest.fixture(autouse=True)
-def fresh_warnings(monkeypatch):
-    # The warning is once per process; each test starts as a fresh process would.
-    monkeypatch.setattr(kinds, "_warned", set())
-
-
-def _client(mode: str, sb, **kwargs) -> Driver:
-    cls = AkoolClient if mode == "sync" else AsyncAkoolClient
-    return Driver(mode, cls.from_env(sb.env(), **kwargs))
-
-
-@pytest.fixture(params=MODES)
-async def drv(request, sandbox):
-    d = _client(request.param, sandbox)
-    yield d
-    await d.close()
 
 
 # --- 1. fields the docs do not list ------------------------------------------------------------
@@ -116,7 +84,7 @@ async def test_one_warning_per_kind_and_field_per_process(drv, sandbox):
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_strict_client_refuses_them_and_sends_nothing(sandbox, mode):
-    drv = _client(mode, sandbox, strict=True)
+    drv = sandbox_client(mode, sandbox, strict=True)
     try:
         for kind, fields in REAL_CODE_REQUESTS.items():
             with pytest.raises(ValidationError, match="unknown field") as info:

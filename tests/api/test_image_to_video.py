@@ -8,50 +8,15 @@ import urllib.request
 
 import pytest
 
-from akool_flows.api import (
-    KINDS,
-    AkoolClient,
-    AsyncAkoolClient,
-    BadRequestError,
-    NotFoundError,
-    ValidationError,
-    kinds,
-)
+from akool_flows.api import KINDS, BadRequestError, NotFoundError, ValidationError
 
-from .helpers import Driver
+from .sandbox_fixtures import drv, sandbox, sb  # noqa: F401 - fixtures
 
-sandbox_mod = pytest.importorskip("akool_flows.sandbox")
-Sandbox, SandboxConfig = sandbox_mod.Sandbox, sandbox_mod.SandboxConfig
+pytest.importorskip("akool_flows.sandbox")
 
-MODES = ("sync", "async")
 POLL = 0.03
 IMAGE = "https://cdn.example.com/portrait.png"
 BASE = {"image_url": IMAGE, "prompt": "Slow push-in, hair moving", "resolution": "720p", "video_length": 5}
-
-
-@pytest.fixture(scope="module")
-def sb():
-    with Sandbox(SandboxConfig(queue_seconds=0.02, job_seconds=0.1, seed=0)) as box:
-        yield box
-
-
-@pytest.fixture
-def sandbox(sb, monkeypatch):
-    sb.reset()
-    monkeypatch.setattr(kinds, "_warned", set())
-    yield sb
-
-
-def _client(mode: str, sb, **kwargs) -> Driver:
-    cls = AkoolClient if mode == "sync" else AsyncAkoolClient
-    return Driver(mode, cls.from_env(sb.env(), **kwargs))
-
-
-@pytest.fixture(params=MODES)
-async def drv(request, sandbox):
-    d = _client(request.param, sandbox)
-    yield d
-    await d.close()
 
 
 async def test_one_video_at_the_docs_price(drv, sandbox):
