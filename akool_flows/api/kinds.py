@@ -7,13 +7,9 @@ kind is one entry here (plus its request model in ``models.py``).
 
 from __future__ import annotations
 
-import os
 import re
-import sys
-import threading
 import typing
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +22,7 @@ from akool_flows.api.errors import UnknownKindError, ValidationError
 from akool_flows.api.pricing import MODERATION_PRICE, moderation_credits  # noqa: F401 - re-exported
 from akool_flows.api.pricing import image_to_video_credits
 from akool_flows.api.redact import redact_urls_in
+from akool_flows.api.unknown_fields import UnknownFieldWarning, unknown_fields, warn_unknown  # noqa: F401
 
 V3 = "/api/open/v3"
 V4 = "/api/open/v4"
@@ -122,7 +119,7 @@ class JobKind:
                 f"{path}: unknown field (allowed: {', '.join(allowed)})" for path, allowed in unknown),
                 kind=self.name, field=unknown[0][0])
         for path, _ in unknown:
-            _warn_unknown(self.name, path)
+            warn_unknown(self.name, path)
         return model
 
     def build_body(self, fields: Mapping[str, Any], *, strict: bool = False) -> dict[str, Any]:
@@ -137,54 +134,6 @@ class JobKind:
         if self.price is None:
             return None
         return self.price(fields, duration_seconds)
-
-
-class UnknownFieldWarning(UserWarning):
-    """A create field the docs do not list was sent as given (``strict=True`` refuses it)."""
-
-
-_warned: set[tuple[str, str]] = set()
-_warned_lock = threading.Lock()
-
-
-def _warn_unknown(kind: str, path: str) -> None:
-    # Once per process: a batch validates every row, and the field's name is all there is to say.
-    with _warned_lock:
-        if (kind, path) in _warned:
-            return
-        _warned.add((kind, path))
-    warnings.warn(f"{kind}: {path!r} is not a field the docs list; it is sent to Akool as given "
-                  "(strict=True or --strict-fields refuse it)", UnknownFieldWarning, stacklevel=_callers_level())
-
-
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def _callers_level() -> int:
-    """The `stacklevel` of the first frame outside akool_flows: the warning names the user's line."""
-    frame, level = sys._getframe(1), 1
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
-def unknown_fields(model: BaseModel, prefix: str = "") -> Iterator[tuple[str, list[str]]]:
-    """``(path, allowed names there)`` for every field of a validated request that its model does
-    not declare, nested ones too (``elements[].layer_number``)."""
-    allowed = [f.alias or n for n, f in type(model).model_fields.items()]
-    for name in model.model_extra or {}:
-        yield f"{prefix}{name}", allowed
-    for name, info in type(model).model_fields.items():
-        value = getattr(model, name)
-        items = value if isinstance(value, list) else [value]
-        here = f"{prefix}{info.alias or name}{'[]' if isinstance(value, list) else ''}."
-        seen: set[str] = set()
-        for item in items:
-            if isinstance(item, BaseModel):
-                for path, names in unknown_fields(item, here):
-                    if path not in seen:  # one report per field, not per list item
-                        seen.add(path)
-                        yield path, names
 
 
 def _first_field(kind: JobKind, exc: PydanticValidationError) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from akool_flows.api import AkoolClient, AsyncAkoolClient, kinds
+from akool_flows.api import AkoolClient, AsyncAkoolClient, unknown_fields
 
 from .helpers import Driver
 
@@ -24,7 +24,7 @@ def sb():
 def sandbox(sb, monkeypatch):
     """The module's sandbox, reset; unknown-field warnings as in a fresh process (they are once per process)."""
     sb.reset()
-    monkeypatch.setattr(kinds, "_warned", set())
+    monkeypatch.setattr(unknown_fields, "_warned", set())
     yield sb
 
 

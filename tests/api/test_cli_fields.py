@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from akool_flows.api import kinds
+from akool_flows.api import unknown_fields
 from akool_flows.cli import main
 
 sandbox_mod = pytest.importorskip("akool_flows.sandbox")
@@ -14,7 +14,7 @@ sandbox_mod = pytest.importorskip("akool_flows.sandbox")
 @pytest.fixture
 def sandbox(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(kinds, "_warned", set())
+    monkeypatch.setattr(unknown_fields, "_warned", set())
     with sandbox_mod.Sandbox(queue_seconds=0.02, job_seconds=0.1) as sb:
         for name, value in sb.env().items():
             monkeypatch.setenv(name, value)
@@ -30,7 +30,7 @@ def _args(*extra: str) -> list[str]:
 
 
 def test_batch_sends_fields_the_docs_do_not_list(sandbox, capsys):
-    with pytest.warns(kinds.UnknownFieldWarning, match="speaker_num"):
+    with pytest.warns(unknown_fields.UnknownFieldWarning, match="speaker_num"):
         code = main(_args("--out", "out.csv", "--ledger", "l.sqlite", "--poll-interval", "0.05"))
     assert code == 0, capsys.readouterr()
     requests = [sandbox.job_request(j["_id"]) for j in sandbox.jobs()]
