@@ -20,7 +20,8 @@ What every operator does, in order:
    ``waits_by_default=False``, i.e. live sessions): wait in the worker (polling) or, with
    ``deferrable=True``, in `AkoolJobTrigger` on the triggerer;
 6. return a small JSON dict to XCom: ``job_id, kind, state, result_url, result_urls,
-   conclusion, detail, credits, duration, error_code, error_message``.
+   conclusion, detail, credits, duration, error_code, error_message``; for a create that makes
+   several jobs (``language="fr,de,ja"``) also ``results``, one per language (`finished_results`).
 
 The per-kind classes are built from the registry (``akool_flows.api.kinds.KINDS``) by
 `akool_flows.airflow.operator_factory`, so their arguments are the request models' fields, no
@@ -44,6 +45,7 @@ from akool_flows.airflow.hooks import AkoolHook
 from akool_flows.airflow.operator_factory import make_job_operator, operator_class_name
 # AkoolJobFailedException and job_result are part of this module's interface since the first release.
 from akool_flows.airflow.outcomes import AkoolJobFailedException, finished_result, job_result
+from akool_flows.airflow.outcomes import finished_results, job_from_parts, part_results, parts_of, resumed_parts
 from akool_flows.airflow.state import SubmissionGuard, request_fingerprint, uncertain_message
 from akool_flows.api.errors import AkoolError, NotFoundError, ValidationError, create_may_have_happened
 from akool_flows.api.jobs import Job, JobStatus
@@ -131,8 +133,7 @@ class AkoolJobOperator(BaseOperator):
         if (kind or fixed) is None:
             raise ValidationError(f"kind is required (allowed: {', '.join(KINDS)})", field="kind")
         self.kind = get_kind(kind or fixed).name
-        if fixed is None:
-            self._check_field_names(fields)
+        # `fields` may hold fields the docs do not list: they are sent as given (warned once).
         self.fields = fields
         self.akool_conn_id = akool_conn_id
         self.wait_for_completion = (get_kind(self.kind).waits_by_default if wait_for_completion is None
@@ -144,17 +145,6 @@ class AkoolJobOperator(BaseOperator):
         self.use_webhook = use_webhook
         self.resubmit_uncertain = resubmit_uncertain
         self._job: Job | None = None
-
-    def _check_field_names(self, fields: Any) -> None:
-        # Keys are known when the DAG is parsed; values may still be templates or XComArgs.
-        if not isinstance(fields, Mapping):
-            return
-        k = get_kind(self.kind)
-        allowed = set(k.field_names) | set(k.request_model.model_fields)
-        unknown = sorted(str(f) for f in fields if f not in allowed)
-        if unknown:
-            raise ValidationError(f"{k.name}: unknown field(s) {', '.join(unknown)} "
-                                  f"(allowed: {', '.join(k.field_names)})", field=unknown[0], kind=k.name)
 
     @cached_property
     def hook(self) -> AkoolHook:
@@ -197,6 +187,8 @@ class AkoolJobOperator(BaseOperator):
                 self._job = job
                 if ti is not None:
                     ti.xcom_push(key="job_id", value=job.job_id)
+                if len(job.jobs) > 1 or job.refused:
+                    return self._several(ti, client, job, store)
                 if status is not None and status.done:
                     return self._finish(status)
                 if not self.wait_for_completion:
@@ -207,6 +199,19 @@ class AkoolJobOperator(BaseOperator):
         finally:
             if store is not None:
                 store.close()
+
+    def _several(self, ti: Any, client: Any, job: Job, store: Any) -> dict[str, Any]:
+        """A create that made several jobs (a translation into "fr,de,ja"): wait for every one and
+        return one result per part (``results``), failing when any part failed."""
+        parts = parts_of(job)
+        if not self.wait_for_completion:
+            return finished_results(part_results(self.kind, parts, {j.job_id: j.initial_status for j in job.jobs}),
+                                    fail_on_failure=False)
+        if self.deferrable:
+            self._defer(job, use_store=store is not None, parts=parts)
+        deadline = time.monotonic() + self.timeout if self.timeout else None
+        statuses = {j.job_id: self._wait_in_worker(client, j, store, deadline) for j in job.jobs}
+        return finished_results(part_results(self.kind, parts, statuses), ti=ti, log=self.log)
 
     def _prevalidate(self, kind: JobKind, fields: dict[str, Any]) -> None:
         if self.detect_faces:
@@ -226,6 +231,11 @@ class AkoolJobOperator(BaseOperator):
         previous = guard.previous()
         if previous is not None and previous.fingerprint != fingerprint:
             self.log.info("the recorded %s job was for different fields; submitting a new one", previous.kind)
+        elif previous is not None and previous.phase == "submitted" and previous.parts:
+            # Several jobs of one create: a failed one cannot be submitted alone, so reattach to all.
+            self.log.info("reattaching to the %d %s jobs submitted by try %s", len(previous.parts), kind.name,
+                          previous.try_number)
+            return job_from_parts(kind.name, previous.parts), None
         elif previous is not None and previous.phase == "submitted" and previous.job_id:
             job = Job(previous.job_id, kind.name, task_id=previous.task_id)
             try:
@@ -286,28 +296,32 @@ class AkoolJobOperator(BaseOperator):
                 raise
             raise AirflowFailException(f"Akool refused the {kind.name} job: {exc}") from None
         # Anything else (a kill, a bug) propagates with the intent still recorded: the job may exist.
-        guard.record_submitted(kind.name, fingerprint, job.job_id, job.task_id)
-        self.log.info("submitted %s job %s", kind.name, job.job_id)
+        several = len(job.jobs) > 1 or bool(job.refused)
+        guard.record_submitted(kind.name, fingerprint, job.job_id, job.task_id, parts_of(job) if several else None)
+        self.log.info("submitted %s job(s) %s%s", kind.name, ", ".join(j.job_id for j in job.jobs),
+                      "".join(f"; {r.language or 'a part'} refused: [{r.code}] {r.message}" for r in job.refused))
         return job
 
     # --- waiting ----------------------------------------------------------------------------
 
-    def _defer(self, job: Job, *, use_store: bool) -> None:
+    def _defer(self, job: Job, *, use_store: bool, parts: list[dict[str, Any]] | None = None) -> None:
         from akool_flows.airflow.triggers import AkoolJobTrigger
 
         end_time = time.time() + self.timeout if self.timeout else None
         self.defer(
             trigger=AkoolJobTrigger(
-                kind=self.kind, job_ids=[job.job_id], akool_conn_id=self.akool_conn_id,
+                kind=self.kind, job_ids=[j.job_id for j in job.jobs], akool_conn_id=self.akool_conn_id,
                 poll_interval=self.poll_interval, end_time=end_time, use_webhook_store=use_store,
-                cancel_ids={job.job_id: job.task_id} if job.task_id else None),
+                cancel_ids={j.job_id: j.task_id for j in job.jobs if j.task_id} or None),
             method_name="execute_complete",
             # The trigger reports its own timeout with the job's last state; this is a backstop.
             timeout=timedelta(seconds=self.timeout + 300) if self.timeout else None,
+            kwargs={"parts": parts} if parts else None,
         )
 
-    def _wait_in_worker(self, client: Any, job: Job, store: Any) -> JobStatus:
-        deadline = time.monotonic() + self.timeout if self.timeout else None
+    def _wait_in_worker(self, client: Any, job: Job, store: Any, deadline: float | None = None) -> JobStatus:
+        if deadline is None and self.timeout:
+            deadline = time.monotonic() + self.timeout
         errors = 0
         last: JobStatus | None = None
         while True:
@@ -336,11 +350,16 @@ class AkoolJobOperator(BaseOperator):
                 delay = min(delay, remaining)
             time.sleep(delay)
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+    def execute_complete(self, context: Context, event: dict[str, Any],
+                         parts: list[dict[str, Any]] | None = None) -> Any:
         """Resume after `AkoolJobTrigger` fired: return the result or fail with Akool's reason."""
         status = event.get("status")
         jobs = event.get("jobs") or []
         if status in ("success", "failed") and jobs:
+            parts = resumed_parts(parts, context.get("task_state_store"), jobs)
+            if parts:
+                statuses = {j["job_id"]: j for j in jobs}
+                return finished_results(part_results(self.kind, parts, statuses), ti=context.get("ti"), log=self.log)
             return self._finish(jobs[0])
         if status == "timeout":
             raise AirflowException(f"{event.get('message')} ({', '.join(event.get('pending') or [])}); "

@@ -6,14 +6,16 @@ job here, so a failed job reads the same whichever path saw it finish.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowException
 
-from akool_flows.api.jobs import JobStatus
+from akool_flows.airflow.state import STATE_KEY, SubmissionRecord
+from akool_flows.api.jobs import Job, JobStatus, Refusal
 
-__all__ = ["AkoolJobFailedException", "finished_result", "job_failure", "job_result"]
+__all__ = ["AkoolJobFailedException", "finished_result", "finished_results", "job_failure", "job_from_parts",
+           "job_result", "part_results", "parts_of", "resumed_parts"]
 
 
 class AkoolJobFailedException(AirflowException):
@@ -52,3 +54,74 @@ def finished_result(status: JobStatus | Mapping[str, Any], *, fail_on_failure: b
     if fail_on_failure and result.get("state") == "failed":
         raise job_failure(result)
     return result
+
+
+# --- a create call that made several jobs (a video translation into "fr,de,ja") -----------------
+
+def parts_of(job: Job) -> list[dict[str, Any]]:
+    """Every part of `job`'s create call as JSON (task state, trigger kwargs): its jobs
+    (``job_id``, ``task_id``, ``language``), then the refused parts (``job_id`` None, ``code``,
+    ``message``)."""
+    return ([{"job_id": j.job_id, "task_id": j.task_id, "language": j.language} for j in job.jobs]
+            + [{"job_id": None, **r.to_dict()} for r in job.refused])
+
+
+def job_from_parts(kind: str, parts: Sequence[Mapping[str, Any]]) -> Job:
+    """The `Job` that `parts_of` described (for a retry that reattaches to it)."""
+    jobs = tuple(Job(p["job_id"], kind, task_id=p.get("task_id"), language=p.get("language"))
+                 for p in parts if p.get("job_id"))
+    refused = tuple(Refusal(p.get("code"), str(p.get("message") or ""), p.get("language"))
+                    for p in parts if not p.get("job_id"))
+    if not jobs:
+        raise ValueError("parts name no job")
+    first = jobs[0]
+    return Job(first.job_id, kind, task_id=first.task_id, language=first.language, parts=jobs, refused=refused)
+
+
+def part_results(kind: str, parts: Sequence[Mapping[str, Any]],
+                 statuses: Mapping[str, JobStatus | Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One XCom result per part, each with its ``language``: a job's `job_result` (its last known
+    state when `statuses` lacks it), a refused part as a failed result without a job id."""
+    out = []
+    for p in parts:
+        if p.get("job_id"):
+            st = statuses.get(p["job_id"]) or {"job_id": p["job_id"], "kind": kind, "state": "queued"}
+            out.append({**job_result(st), "language": p.get("language")})
+        else:
+            out.append({**job_result({"job_id": None, "kind": kind, "state": "failed", "error_code": p.get("code"),
+                                      "error_message": p.get("message")}), "language": p.get("language")})
+    return out
+
+
+def finished_results(results: Sequence[Mapping[str, Any]], *, fail_on_failure: bool = True, ti: Any = None,
+                     log: Any = None) -> dict[str, Any]:
+    """The XCom value of a create that made several jobs: the first job's result at the top (as
+    for one job) and ``results``, one per part (a refused part is a failed result without a job
+    id); raises when any part failed unless told not to. With `ti`, ``results`` is also its own
+    XCom, pushed first so that it survives a failed task; `log` gets a line per part."""
+    if ti is not None:
+        ti.xcom_push(key="results", value=list(results))
+    for r in results if log is not None else ():
+        log.info("%s %s: %s job %s [%s] %s", r.get("kind"), r.get("language"), r.get("state"), r.get("job_id"),
+                 r.get("error_code"), r.get("error_message") or "")
+    first = next((r for r in results if r.get("job_id")), results[0])
+    failed = [r for r in results if r.get("state") == "failed"]
+    if fail_on_failure and failed:
+        r = failed[0]
+        raise AkoolJobFailedException(
+            f"{len(failed)} of {len(results)} {r.get('kind')} jobs failed; {r.get('language') or r.get('job_id')}: "
+            f"[{r.get('error_code')}] {r.get('error_message') or 'no message from Akool'}",
+            job_id=r.get("job_id"), kind=r.get("kind"), code=r.get("error_code"), akool_message=r.get("error_message"))
+    return {**dict(first), "results": [dict(r) for r in results]}
+
+
+def resumed_parts(parts: list[dict[str, Any]] | None, store: Any,
+                  jobs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | None:
+    """The parts a deferred task waited for, when it waited for several: the ones handed back by
+    the triggerer, else (``dag.test()`` drops them) the task's record, else the event's jobs."""
+    if parts:
+        return parts
+    record = SubmissionRecord.from_json(store.get(STATE_KEY)) if store is not None else None
+    if record is not None and record.parts:
+        return record.parts
+    return [{"job_id": j["job_id"], "language": None} for j in jobs] if len(jobs) > 1 else None

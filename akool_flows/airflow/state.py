@@ -50,6 +50,8 @@ class SubmissionRecord:
     task_id: str | None = None
     try_number: int | None = None
     recorded_at: float = 0.0
+    #: Every part of a create call that made several jobs (`outcomes.parts_of`), else None.
+    parts: list[dict[str, Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,9 +110,10 @@ class SubmissionGuard:
     def record_intent(self, kind: str, fingerprint: str) -> None:
         self._set(SubmissionRecord("intent", kind, fingerprint, try_number=self.try_number, recorded_at=time.time()))
 
-    def record_submitted(self, kind: str, fingerprint: str, job_id: str, task_id: str | None) -> None:
+    def record_submitted(self, kind: str, fingerprint: str, job_id: str, task_id: str | None,
+                         parts: list[dict[str, Any]] | None = None) -> None:
         self._set(SubmissionRecord("submitted", kind, fingerprint, job_id=job_id, task_id=task_id,
-                                   try_number=self.try_number, recorded_at=time.time()))
+                                   try_number=self.try_number, recorded_at=time.time(), parts=parts))
 
     def forget(self) -> None:
         """Drop the record: the create call provably created nothing."""

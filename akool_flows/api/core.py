@@ -111,7 +111,7 @@ class ClientCore:
                  api_key: str | None = None, client_id: str | None = None, client_secret: str | None = None,
                  timeout: float | httpx.Timeout | None = 30.0, retry: RetryPolicy | None = None,
                  max_requests_per_second: float | None = None, headers: Mapping[str, str] | None = None,
-                 event_store: Any = None) -> None:
+                 event_store: Any = None, strict: bool = False) -> None:
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.detect_url = detect_url or DEFAULT_DETECT_URL
         for name, url in (("base_url", self.base_url), ("detect_url", self.detect_url)):
@@ -138,6 +138,8 @@ class ClientCore:
         self._extra_headers = {"User-Agent": USER_AGENT, **(headers or {})}
         #: Optional webhook event store: submitted ids are registered so the receiver accepts their events.
         self.event_store = event_store
+        #: Refuse create fields the docs do not list (default: send them as given, warning once).
+        self.strict = bool(strict)
         #: HTTP requests sent (every attempt counts, retries included). Cheap, useful in tests and benchmarks.
         self.request_count = 0
 
@@ -167,7 +169,7 @@ class ClientCore:
                 "timeout": self.timeout, "retry": self.retry,
                 "max_requests_per_second": self.max_requests_per_second,
                 "headers": {k: v for k, v in self._extra_headers.items() if k != "User-Agent"},
-                "event_store": self.event_store}
+                "event_store": self.event_store, "strict": self.strict}
 
     @classmethod
     def from_client(cls, other: ClientCore, **overrides: Any):
@@ -185,7 +187,8 @@ class ClientCore:
 
     def _after(self, call: Call, result: Any) -> Any:
         if isinstance(result, Job) and self.event_store is not None:
-            self.event_store.register_submitted(result.job_id, result.kind)
+            for job in result.jobs:
+                self.event_store.register_submitted(job.job_id, job.kind)
         return result
 
     # --- flows ----------------------------------------------------------------------------------
@@ -283,6 +286,10 @@ class ClientCore:
     def run_flow(self, kind: str, fields: Mapping[str, Any], *, poll_interval: float,
                  timeout: float | None) -> Flow[JobStatus]:
         """Submit, then wait (raising `JobFailedError` on status 4)."""
-        job = yield from self.call_flow(endpoints.submit(kind, fields))
+        if get_kind(kind).splits(fields):
+            # One status comes back: the other jobs would be paid for and never looked at.
+            raise ValidationError(f"run() waits for one job, and these {kind} fields make several; submit() "
+                                  "them and wait for each of job.jobs", field=get_kind(kind).split_field)
+        job = yield from self.call_flow(endpoints.submit(kind, fields, strict=self.strict))
         return (yield from self.wait_flow(kind, job.job_id, poll_interval=poll_interval, timeout=timeout,
                                           events=None, raise_on_failure=True))

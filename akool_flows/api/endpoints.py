@@ -1,14 +1,15 @@
 """Every Akool endpoint as data: the request to send and how to read the answer.
 
 Both clients (sync and async) execute the same `Call` objects, so the method, path, query and
-body field names are written once, here and in the registry, and tested once.
+body field names are written once, here and in the registry, and tested once. The v4 endpoints
+beside the job kinds (image to video's extras, v4 voice lists, knowledge bases) are in `v4`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from akool_flows.api.errors import (
@@ -23,7 +24,7 @@ from akool_flows.api.errors import (
     ValidationError,
     error_from_code,
 )
-from akool_flows.api.jobs import Job, JobStatus
+from akool_flows.api.jobs import Job, JobStatus, Refusal
 from akool_flows.api.kinds import V3, V4, JobKind, get_kind
 from akool_flows.api.retry import parse_retry_after
 from akool_flows.api.transport import RawResponse
@@ -47,6 +48,8 @@ class Call:
     creates: bool = False
     #: Envelope style: "code" (code == 1000) or "error_code" (face detect, 0 == success).
     envelope: str = "code"
+    #: `parse` gets the whole answer, not only its `data` (getToken's `token`, `all_results`).
+    whole: bool = False
     auth: bool = True
     parse: Callable[[Any], Any] = field(default=lambda data: data)
 
@@ -84,9 +87,7 @@ def check_envelope(call: Call, raw: RawResponse) -> Any:
         if not isinstance(code, int):
             raise MalformedResponseError("answer has no business code", endpoint=endpoint, http_status=status)
         raise error_from_code(code, payload.get("msg"), endpoint, http_status=status)
-    if call.path == GET_TOKEN_PATH:
-        return payload
-    return payload.get("data")
+    return payload if call.whole else payload.get("data")
 
 
 def _http_status_error(call: Call, raw: RawResponse, endpoint: str) -> AkoolError:
@@ -123,19 +124,59 @@ def _first_record(data: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def submit(kind: str | JobKind, fields: Mapping[str, Any]) -> Call:
+def _job_from(k: JobKind, record: dict[str, Any], endpoint: str) -> Job:
+    job_id = record.get("_id")
+    if not job_id:
+        raise MalformedResponseError("create answer has no _id", endpoint=endpoint)
+    task_id = record.get(k.cancel_id_field) if k.cancel_id_field and k.cancel_id_field != "_id" else None
+    language = record.get(k.split_field) if k.split_field == "language" else None
+    return Job(job_id=str(job_id), kind=k.name, task_id=task_id, raw=record,
+               language=str(language) if language else None)
+
+
+def _several(k: JobKind, results: list[Any], asked: list[str | None], endpoint: str) -> Job:
+    """The `Job` of a create answered with ``all_results`` (one envelope per part, in the order
+    asked): every job it made, and the parts Akool refused."""
+    jobs: list[Job] = []
+    refused: list[Refusal] = []
+    for i, entry in enumerate(results):
+        entry = entry if isinstance(entry, dict) else {}
+        part = asked[i] if i < len(asked) else None
+        if entry.get("code") == 1000:
+            job = _job_from(k, _first_record(entry.get("data")), endpoint)
+            jobs.append(job if job.language or part is None else replace(job, language=part))
+        else:
+            code = entry.get("code")
+            refused.append(Refusal(code if isinstance(code, int) and not isinstance(code, bool) else None,
+                                   str(entry.get("msg") or "refused"), language=part))
+    return several_jobs(jobs, refused, endpoint)
+
+
+def several_jobs(jobs: list[Job], refused: list[Refusal], endpoint: str) -> Job:
+    """The `Job` of a create that answered several: the first job, listing all of them."""
+    if not jobs:
+        # Akool refused every part: nothing was created, so the first refusal is the answer.
+        first = refused[0] if refused else Refusal(None, "the answer lists no job")
+        if first.code is None:
+            raise MalformedResponseError(f"create answer has no job: {first.message}", endpoint=endpoint)
+        raise error_from_code(first.code, first.message, endpoint)
+    return replace(jobs[0], parts=tuple(jobs), refused=tuple(refused))
+
+
+def submit(kind: str | JobKind, fields: Mapping[str, Any], *, strict: bool = False) -> Call:
+    """Create a job; the answer's `Job` lists every job the call made (`Job.jobs`)."""
     k = get_kind(kind)
-    body = k.build_body(fields)  # validates: nothing is sent for bad input
+    body = k.build_body(fields, strict=strict)  # validates: nothing is sent for bad input
+    asked: list[str | None] = ([c.strip() for c in str(body[k.split_field]).split(",")] if k.splits(body)
+                               else [])
 
-    def parse(data: Any) -> Job:
-        record = _first_record(data)
-        job_id = record.get("_id")
-        if not job_id:
-            raise MalformedResponseError("create answer has no _id", endpoint=k.create_path)
-        task_id = record.get(k.cancel_id_field) if k.cancel_id_field and k.cancel_id_field != "_id" else None
-        return Job(job_id=str(job_id), kind=k.name, task_id=task_id, raw=record)
+    def parse(payload: dict[str, Any]) -> Job:
+        results = payload.get("all_results")
+        if isinstance(results, list) and results:
+            return _several(k, results, asked, k.create_path)
+        return _job_from(k, _first_record(payload.get("data")), k.create_path)
 
-    return Call("POST", k.create_path, body=body, creates=True, parse=parse)
+    return Call("POST", k.create_path, body=body, creates=True, whole=True, parse=parse)
 
 
 def _check_id(job_id: str) -> str:
@@ -159,7 +200,13 @@ def status(kind: str | JobKind, job_id: str) -> Call:
             return JobStatus.from_payload(k, record, job_id)
         return JobStatus.from_payload(k, _first_record(data), job_id)
 
-    return Call("GET", k.status_path, params={k.status_id_param: job_id}, parse=parse)
+    return _status_call(k, job_id, parse)
+
+
+def _status_call(k: JobKind, ids: str, parse: Callable[[Any], Any]) -> Call:
+    if k.status_method == "POST":  # image to video's resultsByIds takes {"_ids": "a,b"}
+        return Call("POST", k.status_path, body={k.status_id_param: ids}, parse=parse)
+    return Call("GET", k.status_path, params={k.status_id_param: ids}, parse=parse)
 
 
 #: Ids per listbyids request: keeps the URL far below common 8 KB limits (24-char ids + comma).
@@ -181,7 +228,7 @@ def statuses_batch(kind: str | JobKind, ids: Iterable[str]) -> Call:
                 out[rid] = JobStatus.from_payload(k, record, rid)
         return out
 
-    return Call("GET", k.status_path, params={k.status_id_param: ",".join(id_list)}, parse=parse)
+    return _status_call(k, ",".join(id_list), parse)
 
 
 def cancel(kind: str | JobKind, job: Job | str) -> Call:
@@ -210,7 +257,7 @@ def _token_from(payload: dict[str, Any]) -> str:
 
 def get_token(client_id: str, client_secret: str) -> Call:
     return Call("POST", GET_TOKEN_PATH, body={"clientId": client_id, "clientSecret": client_secret},
-                auth=False, parse=_token_from)
+                auth=False, whole=True, parse=_token_from)
 
 
 def _params(**kw: Any) -> dict[str, Any]:
@@ -326,4 +373,5 @@ def session_close(session_id: str) -> Call:
     k = get_kind(_SESSION)
     assert k.cancel_path is not None and k.cancel_body_field is not None
     return Call("POST", k.cancel_path, body={k.cancel_body_field: _check_id(session_id)})
+
 

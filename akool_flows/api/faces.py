@@ -119,16 +119,16 @@ def prevalidate(kind: JobKind, fields: Mapping[str, Any]) -> None:
     kind.validate(normalised)
 
 
-def planned_body(kind: JobKind, fields: Mapping[str, Any]) -> dict[str, Any]:
+def planned_body(kind: JobKind, fields: Mapping[str, Any], *, strict: bool = False) -> dict[str, Any]:
     """The request body to keep until the create: validated (raises `ValidationError`), with every
     face still to detect kept as ``{"path": url}`` and a derivable target list left out.
 
     No placeholder survives: a body that skipped detection is refused by Akool rather than sent
     with made-up landmarks. For a kind without face lists this is the validated body."""
     if not kind.face_fields:
-        return dump_request(kind.validate(fields))
+        return dump_request(kind.validate(fields, strict=strict))
     normalised, todo = _normalise(kind, fields)
-    body = dump_request(kind.validate(normalised))
+    body = dump_request(kind.validate(normalised, strict=strict))
     for name, index, _ in todo:
         if index == -1:
             body.pop(name, None)

@@ -145,8 +145,27 @@ class JobStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class Refusal:
+    """A part of a create call that Akool refused (a language of a translation): no job, nothing
+    charged, Akool's code and message."""
+
+    code: int | None
+    message: str
+    language: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "language": self.language}
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
-    """A created job: its `_id`, the kind, and what the create call answered."""
+    """A created job: its `_id`, the kind, and what the create call answered.
+
+    One create call can make several jobs (a video translation into ``"fr,de,ja"`` makes one
+    per language, each with its own ``_id``, status and cost): `jobs` lists them all, in the
+    order asked; this object is the first of them (its `job_id`), and `refused` names the
+    parts Akool refused. For the usual single job, ``jobs == (job,)``.
+    """
 
     job_id: str
     kind: str
@@ -154,11 +173,28 @@ class Job:
     task_id: str | None = None
     submitted_at: float = field(default_factory=time.time)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: The target language of a video translation job (None for other kinds).
+    language: str | None = None
+    #: Every job the create call made, when it made several (use `jobs`).
+    parts: tuple[Job, ...] = field(default=(), repr=False)
+    #: The parts of the create call Akool refused (nothing was created or charged for them).
+    refused: tuple[Refusal, ...] = ()
+
+    @property
+    def jobs(self) -> tuple[Job, ...]:
+        """Every job the create call made, first one first (``(self,)`` for a single job)."""
+        return self.parts or (self,)
 
     @property
     def initial_status(self) -> JobStatus:
         return JobStatus.from_payload(self.kind, self.raw, self.job_id)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"job_id": self.job_id, "kind": self.kind, "task_id": self.task_id,
-                "submitted_at": self.submitted_at}
+        out: dict[str, Any] = {"job_id": self.job_id, "kind": self.kind, "task_id": self.task_id,
+                               "submitted_at": self.submitted_at}
+        if self.language is not None:
+            out["language"] = self.language
+        if len(self.jobs) > 1 or self.refused:
+            out["jobs"] = [j.to_dict() for j in self.jobs]
+            out["refused"] = [r.to_dict() for r in self.refused]
+        return out

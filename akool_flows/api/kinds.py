@@ -21,7 +21,9 @@ from pydantic.fields import FieldInfo
 from akool_flows.api import models as m
 from akool_flows.api.errors import UnknownKindError, ValidationError
 from akool_flows.api.pricing import MODERATION_PRICE, moderation_credits  # noqa: F401 - re-exported
+from akool_flows.api.pricing import image_to_video_credits
 from akool_flows.api.redact import redact_urls_in
+from akool_flows.api.unknown_fields import UnknownFieldWarning, unknown_fields, warn_unknown  # noqa: F401
 
 V3 = "/api/open/v3"
 V4 = "/api/open/v4"
@@ -47,6 +49,8 @@ class JobKind:
     webhook_type: str | None
     #: Status endpoint takes many comma-separated ids and answers `data.result[]`.
     batch_poll: bool = False
+    #: HTTP method of the status endpoint: GET takes the id in the query, POST in the JSON body.
+    status_method: str = "GET"
     #: Cancel endpoint and the create-response field whose value it takes.
     cancel_path: str | None = None
     cancel_body_field: str | None = None
@@ -68,9 +72,6 @@ class JobKind:
     #: The job's answer is a verdict (`JobStatus.conclusion`) rather than a file: the name of the
     #: results column that holds it, or None. A webhook never carries it (one status call does).
     verdict_field: str | None = None
-    #: A field that may list several values ("fr,de,ja") in one create, Akool answering one job per
-    #: value (``all_results``): the batch engine reports one result row per value.
-    multi_value_field: str | None = None
     #: Price of one job from its fields when the docs publish one: ``(fields, duration) ->
     #: credits``, or None (unknown: the estimate says so rather than invent a price).
     price: Callable[[Mapping[str, Any], float | None], float | None] | None = None
@@ -78,6 +79,9 @@ class JobKind:
     #: for jobs whose useful life is while they run (a live session is for streaming: the
     #: caller wants its id at once, not its end).
     waits_by_default: bool = True
+    #: A request field whose comma-separated values make one job each in a single create call
+    #: (video translation's ``language: "fr,de,ja"``); Akool answers each in ``all_results``.
+    split_field: str | None = None
 
     # -- derived ---------------------------------------------------------------------------
 
@@ -109,16 +113,31 @@ class JobKind:
         """What a request field holds, from its model (also when nested in an Optional), or None."""
         return _description(self, (name,))
 
-    def validate(self, fields: Mapping[str, Any]) -> BaseModel:
-        """Validate create fields; raise `ValidationError` naming each bad field and what is allowed."""
+    def validate(self, fields: Mapping[str, Any], *, strict: bool = False) -> BaseModel:
+        """Validate create fields; raise `ValidationError` naming each bad field and what is allowed.
+
+        A field the docs do not list is kept and sent as given, with one `UnknownFieldWarning`
+        per kind and field per process; ``strict=True`` refuses it instead."""
         try:
-            return self.request_model.model_validate(dict(fields))
+            model = self.request_model.model_validate(dict(fields))
         except PydanticValidationError as exc:
             raise ValidationError(describe_validation_error(self, exc), kind=self.name,
                                   field=_first_field(self, exc)) from None
+        unknown = list(unknown_fields(model))
+        if unknown and strict:
+            raise ValidationError(f"{self.name}: " + "; ".join(
+                f"{path}: unknown field (allowed: {', '.join(allowed)})" for path, allowed in unknown),
+                kind=self.name, field=unknown[0][0])
+        for path, _ in unknown:
+            warn_unknown(self.name, path)
+        return model
 
-    def build_body(self, fields: Mapping[str, Any]) -> dict[str, Any]:
-        return m.dump_request(self.validate(fields))
+    def build_body(self, fields: Mapping[str, Any], *, strict: bool = False) -> dict[str, Any]:
+        return m.dump_request(self.validate(fields, strict=strict))
+
+    def splits(self, fields: Mapping[str, Any]) -> bool:
+        """Whether these create fields make several jobs (see `split_field`)."""
+        return self.split_field is not None and "," in str(fields.get(self.split_field) or "")
 
     def estimate_credits(self, fields: Mapping[str, Any], *, duration_seconds: float | None = None) -> float | None:
         """Credits the job will cost when the docs publish a price; None when unknown."""
@@ -230,6 +249,11 @@ def _moderation_price(fields: Mapping[str, Any], duration_seconds: float | None)
     return moderation_credits(int(fields["type"]), str(fields.get("content", "")), duration_seconds=duration_seconds)
 
 
+def _image_to_video_price(fields: Mapping[str, Any], duration_seconds: float | None) -> float | None:
+    return image_to_video_credits(str(fields.get("resolution")), int(fields.get("video_length") or 0),
+                                  model_name=fields.get("model_name"))
+
+
 _IMG = "https://example.com/photo.jpg"
 _FACE = {"path": "https://example.com/face.png", "opts": "262,175:363,175:313,215:272,279"}
 _AUDIO_STATUS = dict(status_path=f"{V3}/audio/infobymodelid", status_id_param="audio_model_id",
@@ -311,10 +335,18 @@ KINDS: dict[str, JobKind] = {k.name: k for k in (
                 {"type": "audio", "url": "https://example.com/voice.mp3"}]}),
     JobKind("video_translation", "Video translation", "Translate a video's speech, optionally lip-synced.",
             f"{V3}/content/video/createbytranslate", m.VideoTranslationRequest,
-            webhook_type="video translate", multi_value_field="language",
+            webhook_type="video translate", split_field="language",
             **{**_VIDEO_STATUS, "result_fields": ("video", "lipsync_video_url")},
             example={"url": "https://example.com/clip.mp4", "source_language": "en", "language": "fr",
                      "lipsync": False}),
+    JobKind("image_to_video", "Image to video", "Animate an image by a prompt or an effect, with or without audio.",
+            f"{V4}/image2Video/createBySourcePrompt", m.ImageToVideoRequest,
+            status_path=f"{V4}/image2Video/resultsByIds", status_id_param="_ids", status_method="POST",
+            batch_poll=True, status_fields=("status",), result_fields=("video_url",), webhook_type=None,
+            result_media="video", duration_fields=("video_duration",), price=_image_to_video_price,
+            example={"image_url": _IMG, "prompt": "Slow camera push-in, leaves moving in the wind",
+                     "negative_prompt": "blurry, distorted", "resolution": "720p", "video_length": 5,
+                     "audio_type": 3}),
     JobKind("avatar_upload", "Avatar upload", "Create a talking (type 1) or streaming (type 2) avatar.",
             f"{V3}/avatar/create", m.AvatarUploadRequest,
             status_path=f"{V3}/avatar/detail", status_id_param="id", status_fields=("status",),

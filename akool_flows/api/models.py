@@ -1,8 +1,11 @@
 """Pydantic request models for every Akool job kind, with the docs' own field names.
 
 Each model validates what the docs constrain, so bad input fails here, before any credit is
-spent. Unknown fields are refused (a typo such as ``modifyimage`` would otherwise be sent,
-ignored by Akool and paid for). ``dump_request`` turns a model into the exact JSON body.
+spent. A field a model does not know is kept and sent as given: Akool's own code sends many
+the docs do not list (``speaker_num``, ``voices_map``, ``knowledge_id``...), and a client that
+refused them could not use those features. `JobKind.validate` warns once per kind and field,
+and refuses them with ``strict=True`` (a typo such as ``modifyimage`` is ignored by Akool and
+still paid for). ``dump_request`` turns a model into the exact JSON body.
 """
 
 from __future__ import annotations
@@ -37,13 +40,23 @@ Landmarks = Annotated[str, Field(pattern=_OPTS_RE.pattern,
                                  description='face landmarks "x,y:x,y:x,y:x,y" (face detect landmarks_str)')]
 
 
+def _webhook_url(value: str) -> str:
+    # Akool's demos send "" for "no callback"; keep it as given rather than refuse it.
+    return value if value.strip() == "" else _http_url(value)
+
+
+WebhookUrl = Annotated[str, AfterValidator(_webhook_url)]
+
+
 class AkoolModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True,
+    # extra="allow": unknown fields are kept (as given, unvalidated) and sent; see the module doc.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, str_strip_whitespace=True,
                               frozen=False)
 
 
 class WebhookMixin(AkoolModel):
-    webhookUrl: Url | None = Field(None, description="Callback URL; Akool POSTs the encrypted result there.")
+    webhookUrl: WebhookUrl | None = Field(None, description='Callback URL; Akool POSTs the encrypted result there '
+                                                            '("" for none).')
 
 
 class FaceRef(AkoolModel):
@@ -241,11 +254,86 @@ class TalkingAvatarRequest(WebhookMixin):
         return self
 
 
+def _languages(value: str) -> str:
+    codes = [c.strip() for c in value.split(",")]
+    if any(not c for c in codes):
+        raise ValueError('must be a language code or several joined by commas, e.g. "fr" or "fr,de,ja"')
+    if len(set(codes)) != len(codes):
+        raise ValueError(f"lists a language twice: {value!r}")
+    return value
+
+
 class VideoTranslationRequest(WebhookMixin):
     url: Url
-    source_language: Annotated[str, Field(min_length=2)]
-    language: Annotated[str, Field(min_length=2)]
+    source_language: Annotated[str, Field(min_length=2, description='language of the video; "DEFAULT" detects it')]
+    language: Annotated[str, Field(min_length=2, description='target language, or several joined by commas '
+                                                             '("fr,de,ja": one job per language)'),
+                        AfterValidator(_languages)]
     lipsync: bool | None = None
+
+
+# --- image to video (v4) ---------------------------------------------------------------------
+
+def _int_code(data: Any, name: str) -> Any:
+    # Akool's image-to-video demo sends audio_type as a string ("1"); the docs type it Integer.
+    if isinstance(data, dict) and isinstance(data.get(name), str) and data[name].strip().isdigit():
+        data = {**data, name: int(data[name])}
+    return data
+
+
+AudioType = Literal[1, 2, 3]
+
+
+class ImageToVideoFields(AkoolModel):
+    """What both image-to-video creates (one video, or ``count`` of them) take."""
+
+    image_url: Url = Field(description="the image to animate (PNG or JPEG)")
+    prompt: Annotated[str, Field(min_length=1, description="how to animate the image (ignored with effect_code)")]
+    negative_prompt: str | None = Field(None, description="what to avoid in the animation")
+    extend_prompt: bool | None = None
+    resolution: Annotated[str, Field(pattern=r"^(\d{3,4}p|4k)$",
+                                     description='"720p", "1080p" or "4k" (a model\'s resolutionList)')]
+    video_length: Annotated[int, Field(gt=0, description="seconds: 5 or 10 (a model's durationList)")]
+    audio_url: Url | None = Field(None, description="your audio, with audio_type 2")
+    is_premium_model: bool | None = None
+    effect_code: str | None = Field(None, description="an effect from the effects list (replaces the prompt)")
+    webhookurl: WebhookUrl | None = Field(None, description="Callback URL (the docs spell it webhookurl here)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _audio_type_as_int(cls, data: Any) -> Any:
+        return _int_code(data, "audio_type")
+
+    @model_validator(mode="after")
+    def _own_audio(self) -> ImageToVideoFields:
+        if getattr(self, "audio_type", None) == 2 and not self.audio_url:
+            raise ValueError("audio_type 2 (your own audio) needs audio_url")
+        return self
+
+
+class ImageToVideoRequest(ImageToVideoFields):
+    audio_type: AudioType = Field(description="1 AI-generated audio, 2 your audio_url, 3 none")
+
+
+class ImageToVideoBatchRequest(ImageToVideoFields):
+    """``createBySourcePrompt/batch``: ``count`` videos of one image, any model of the model list."""
+
+    audio_type: AudioType | None = Field(None, description="1 AI-generated audio, 2 your audio_url, 3 none")
+    model_name: str | None = Field(None, description="a model's value from the AI model list (type 1501)")
+    last_image_url: Url | None = Field(None, description="the image of the last frame")
+    generate_audio: bool | None = None
+    count: Annotated[int, Field(ge=1, le=10, description="videos to make, 1-10")] | None = None
+
+
+class UpdateVideoAudioRequest(AkoolModel):
+    pre_video_id: Annotated[str, Field(min_length=1, description="_id of a completed image-to-video result")]
+    audio_url: Url
+    audio_type: Literal[1, 2] = Field(description="1 AI-generated audio, 2 your audio_url")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _audio_type_as_int(cls, data: Any) -> Any:
+        return _int_code(data, "audio_type")
 
 
 # --- avatars and live sessions ---------------------------------------------------------------

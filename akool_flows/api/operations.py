@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from akool_flows.api import endpoints
+from akool_flows.api import endpoints, v4
 from akool_flows.api.endpoints import Call
 from akool_flows.api.jobs import Job
 
@@ -16,14 +16,21 @@ from akool_flows.api.jobs import Job
 class Operations:
     """Operations shared by both clients; `_run` returns a value (sync) or an awaitable (async)."""
 
+    #: Refuse create fields the docs do not list (set by the client's constructor).
+    strict: bool = False
+
     def _run(self, call: Call) -> Any:  # pragma: no cover - implemented by both clients
         raise NotImplementedError
 
     # --- jobs --------------------------------------------------------------------------------
 
     def submit(self, kind: str, /, **fields: Any) -> Any:
-        """Create a job of `kind` with the docs' field names; returns a `Job` (its `_id`)."""
-        return self._run(endpoints.submit(kind, fields))
+        """Create a job of `kind` with the docs' field names; returns a `Job` (its `_id`).
+
+        A field the docs do not list is sent as given (one warning per kind and field), unless the
+        client was made with ``strict=True``. A video translation into ``language="fr,de,ja"``
+        makes one job per language: ``job.jobs`` lists them (``job.job_id`` is the first's)."""
+        return self._run(endpoints.submit(kind, fields, strict=self.strict))
 
     def status(self, kind: str, job_id: str) -> Any:
         """Where job `job_id` stands, normalised (`JobStatus`)."""
@@ -66,6 +73,40 @@ class Operations:
                     single_face: bool = False) -> Any:
         """Face landmarks; `.opts` is `landmarks_str[0]`, ready for sourceImage/targetImage."""
         return self._run(endpoints.face_detect(image_url=image_url, img=img, single_face=single_face))
+
+    # --- image to video (v4) ------------------------------------------------------------------
+
+    def image_to_video_batch(self, **fields: Any) -> Any:
+        """``count`` videos of one image in one call (``model_name`` from `ai_models`); returns a
+        `Job` whose ``jobs`` are the videos (poll them with ``statuses("image_to_video", ...)``)."""
+        return self._run(v4.image_to_video_batch(fields, strict=self.strict))
+
+    def update_video_audio(self, pre_video_id: str, audio_url: str, audio_type: int = 2) -> Any:
+        """Add or replace the audio of a completed image-to-video result; a new ``image_to_video`` `Job`."""
+        return self._run(v4.update_video_audio(pre_video_id, audio_url, audio_type))
+
+    def image_to_video_effects(self) -> Any:
+        """The effects an image-to-video job's ``effect_code`` may name."""
+        return self._run(v4.image_to_video_effects())
+
+    def ai_models(self, types: Iterable[int] = (1501,)) -> Any:
+        """Generation models (type 1501: image to video) with their resolutions and durations."""
+        return self._run(v4.ai_models(types))
+
+    # --- v4 voices and knowledge bases ---------------------------------------------------------
+
+    def translation_voices(self, language_code: str | None = None, page: int | None = None,
+                           size: int | None = None) -> Any:
+        """Voices for a video translation's ``voices_map``."""
+        return self._run(v4.translation_voices(language_code, page, size))
+
+    def streaming_voices(self, type_: int | None = None, page: int | None = None, size: int | None = None) -> Any:
+        """Voices a live session can use (``voice_id``): type 1 your clones, 2 Akool's."""
+        return self._run(v4.streaming_voices(type_, page, size))
+
+    def knowledge_bases(self, page: int | None = None, size: int | None = None, name: str | None = None) -> Any:
+        """Knowledge bases a live session can use (``knowledge_id``)."""
+        return self._run(v4.knowledge_bases(page, size, name))
 
     # --- live avatar sessions ------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """Prices the docs publish, as pure functions: the client's estimate and the sandbox's charge.
 
-Only Jarvis (moderation) has a published price table; the other kinds report what they
-cost in their status payload after the fact (``deduction_*`` fields). Both the client
+Jarvis (moderation) and image to video have published price tables; the other kinds report
+what they cost in their status payload after the fact (``deduction_*`` fields). Both the client
 registry and the sandbox import this module, so the table is written once.
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["MODERATION_PRICE", "USD_PER_CREDIT", "moderation_credits"]
+__all__ = ["IMAGE_TO_VIDEO_PRICE", "MODERATION_PRICE", "USD_PER_CREDIT", "VIDEO_AUDIO_PRICE",
+           "image_to_video_credits", "moderation_credits"]
 
 #: The docs' conversion (Jarvis table: 0.1 credit = 0.004 USD).
 USD_PER_CREDIT = 0.04
@@ -38,3 +39,18 @@ def moderation_credits(type_: int, content: str = "", *, duration_seconds: float
         return None
     per_min = MODERATION_PRICE["audio_per_min" if type_ == 3 else "video_per_min"]
     return round(max(1, math.ceil(duration_seconds / 60)) * per_min, 4)
+
+
+# Image to video from the docs: credits per video by (resolution, seconds); adding audio to a
+# finished video (updateVideoAudio) by seconds.
+IMAGE_TO_VIDEO_PRICE = {("720p", 5): 20.0, ("1080p", 5): 25.0, ("4k", 5): 30.0,
+                        ("720p", 10): 40.0, ("1080p", 10): 50.0, ("4k", 10): 60.0}
+VIDEO_AUDIO_PRICE = {5: 5.0, 10: 10.0}
+
+
+def image_to_video_credits(resolution: str, video_length: int, *, model_name: str | None = None) -> float | None:
+    """The docs' price of one image-to-video result; None for a model or size the table lacks
+    (other models are priced by the model list's ``unit_credit``)."""
+    if model_name:
+        return None
+    return IMAGE_TO_VIDEO_PRICE.get((str(resolution), int(video_length)))

@@ -13,7 +13,7 @@ import math
 import time
 from typing import TYPE_CHECKING
 
-from akool_flows.api.errors import AkoolError, MalformedResponseError
+from akool_flows.api.errors import AkoolError, MalformedResponseError, error_from_code
 from akool_flows.api.faces import afill_faces_with, needs_detection
 from akool_flows.api.jobs import Job
 from akool_flows.batch.errors import LeaseLostError, LedgerError
@@ -53,7 +53,7 @@ async def submit_row(run: Run, i: int) -> None:
     sending = [j for j in members if _claim(run, j)]
     if not sending:
         return
-    field = run.kind.multi_value_field
+    field = run.kind.split_field
     if run.plan.group_of[i] is not None and field is not None:
         body = {**body, field: ",".join(str(run.plan.group_value[j]) for j in sending)}
     if run.opts.webhook_url and run.kind.accepts_webhook and "webhookUrl" not in body:
@@ -74,10 +74,15 @@ async def submit_row(run: Run, i: int) -> None:
     found = jobs_by_value(job, field)
     if not found and len(sending) == 1:
         found = {str(run.plan.group_value[sending[0]]): job}
+    refused = {str(r.language): r for r in getattr(job, "refused", ()) or () if r.language}
     for j in sending:
-        sub = found.get(str(run.plan.group_value[j]))
+        value = str(run.plan.group_value[j])
+        sub = found.get(value)
         if sub is not None:
             _created(run, j, sub)
+        elif value in refused:  # Akool refused this part: nothing created or charged for it
+            r = refused[value]
+            _create_failed(run, j, error_from_code(r.code or 1003, r.message, run.kind.create_path))
         else:  # paid for all values, answered fewer: that job may exist under an id we never saw
             _create_failed(run, j, MalformedResponseError(
                 f"the create answer lists no job for {field}={run.plan.group_value[j]!r}"))

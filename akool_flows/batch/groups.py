@@ -30,7 +30,7 @@ def expand_groups(plan: BatchPlan, usd_per_credit: float) -> BatchPlan:
     """The plan with every multi-value row replaced by one row per value (no-op for other kinds)."""
     from akool_flows.batch.plan import BatchPlan, row_key_for
 
-    field = plan.kind.multi_value_field
+    field = plan.kind.split_field
     if field is None or not any(ok and len(split_values(b.get(field))) > 1 for ok, b in zip(plan.valid, plan.bodies)):
         return plan
     out: dict[str, list[Any]] = {k: [] for k in ("keys", "bodies", "valid", "errors", "est", "dup", "group", "value",

@@ -232,8 +232,8 @@ def _check_df(df: Any) -> pd.DataFrame:
     return df
 
 
-def _resolve_mapping(kind: JobKind, df: pd.DataFrame, columns: ColumnSpec,
-                     defaults: Mapping[str, Any]) -> Callable[[dict[str, Any]], Mapping[str, Any]]:
+def _resolve_mapping(kind: JobKind, df: pd.DataFrame, columns: ColumnSpec, defaults: Mapping[str, Any],
+                     strict_fields: bool) -> Callable[[dict[str, Any]], Mapping[str, Any]]:
     """A function row-dict -> fields, after checking the mapping against the table once."""
     names = kind.field_names
     available = [str(c) for c in df.columns]
@@ -244,7 +244,8 @@ def _resolve_mapping(kind: JobKind, df: pd.DataFrame, columns: ColumnSpec,
     elif isinstance(columns, Mapping):
         mapping = dict(columns)
         for fname, col in mapping.items():
-            if fname not in names:
+            # A field the docs do not list is sent as given (warned once), unless strict_fields.
+            if fname not in names and strict_fields:
                 raise BatchInputError(f"columns: {fname!r} is not a {kind.name} field; allowed: {', '.join(names)}",
                                       field="columns")
             if col not in df.columns:
@@ -257,6 +258,9 @@ def _resolve_mapping(kind: JobKind, df: pd.DataFrame, columns: ColumnSpec,
     if missing:
         hint = (f"; pass columns={{{missing[0]!r}: '<column>'}} or defaults={{{missing[0]!r}: ...}}"
                 if columns is None else "")
+        unlisted = [f for f in [*mapping, *defaults] if f not in names]
+        if unlisted:  # most likely a typo of the missing one
+            hint += f"; {', '.join(map(repr, unlisted))} are not fields the docs list"
         raise BatchInputError(
             f"{kind.name} needs field(s) {', '.join(missing)} but no input column provides them "
             f"(columns: {', '.join(available) or '(none)'}){hint}", field="columns")
@@ -267,7 +271,8 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
                defaults: Mapping[str, Any] | None = None, cost_table: Mapping[str, float] | None = None,
                durations: str | None = None, dedupe: bool = True,
                max_cell_chars: int = DEFAULT_MAX_CELL_CHARS, ledger: Any = None,
-               usd_per_credit: float = USD_PER_CREDIT, stage: Any = None) -> BatchPlan:
+               usd_per_credit: float = USD_PER_CREDIT, stage: Any = None,
+               strict_fields: bool = False) -> BatchPlan:
     """Map, validate, key and price every row of ``df`` as a job of ``kind``; spend nothing.
 
     Args:
@@ -288,6 +293,9 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
             it, a URL field may name a local file or an fsspec URI (``s3://...``), kept as is in
             the plan and replaced by a signed URL just before its create; without it such rows
             are rejected with a hint.
+        strict_fields: refuse fields the docs do not list (in ``columns`` and ``defaults``: the
+            plan raises; from a row function: the row is rejected). Default: they are sent as
+            given, with one `UnknownFieldWarning` per kind and field.
 
     Rows that fail validation are *rejected* (``valid`` False, ``error`` says which field and what
     is allowed); only a problem with the whole input raises (`BatchInputError`).
@@ -296,7 +304,7 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
     df = _check_df(df)
     defaults = dict(defaults or {})
     unknown_defaults = [n for n in defaults if n not in k.field_names]
-    if unknown_defaults:
+    if unknown_defaults and strict_fields:
         raise BatchInputError(f"defaults: {', '.join(map(repr, unknown_defaults))} not {k.name} field(s); "
                               f"allowed: {', '.join(k.field_names)}", field="defaults")
     if durations is not None and durations not in df.columns:
@@ -304,7 +312,7 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
     if not isinstance(max_cell_chars, int) or max_cell_chars < 1:
         raise BatchInputError("max_cell_chars must be a positive integer", field="max_cell_chars")
     table = check_cost_table(cost_table)
-    to_fields = _resolve_mapping(k, df, columns, defaults)
+    to_fields = _resolve_mapping(k, df, columns, defaults, strict_fields)
     coercers = _field_coercers(k)
     observed = _observed(ledger, k.name)
 
@@ -320,7 +328,7 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
     used: set[str] = set()
     records = df.to_dict("records")
     for position, row in enumerate(records):
-        body, error = _row_fields(k, row, to_fields, defaults, coercers, max_cell_chars, bool(stage))
+        body, error = _row_fields(k, row, to_fields, defaults, coercers, max_cell_chars, bool(stage), strict_fields)
         key = row_key_for(k, body)
         original = None
         if error is None:
@@ -366,7 +374,8 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
 
 def _row_fields(k: JobKind, row: dict[str, Any], to_fields: Callable[[dict[str, Any]], Mapping[str, Any]],
                 defaults: Mapping[str, Any], coercers: Mapping[str, Callable[[Any], Any]],
-                max_cell_chars: int, staging: bool = False) -> tuple[dict[str, Any], str | None]:
+                max_cell_chars: int, staging: bool = False,
+                strict_fields: bool = False) -> tuple[dict[str, Any], str | None]:
     """The request body of one row (validated and dumped) or the raw fields plus why they fail."""
     try:
         mapped = to_fields(row)
@@ -393,7 +402,8 @@ def _row_fields(k: JobKind, row: dict[str, Any], to_fields: Callable[[dict[str, 
         return _jsonable(fields), problem
     try:
         # A file to stage validates as the URL it will become, and stays a path in the plan.
-        return {**planned_body(k, {**fields, **dict.fromkeys(sources, STAGED_PLACEHOLDER)}), **sources}, None
+        staged = {**fields, **dict.fromkeys(sources, STAGED_PLACEHOLDER)}
+        return {**planned_body(k, staged, strict=strict_fields), **sources}, None
     except ValidationError as exc:
         return _jsonable(fields), exc.message
 

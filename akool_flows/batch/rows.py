@@ -111,7 +111,7 @@ class RowTable:
             engine[col] = pd.to_numeric(engine[col], errors="coerce")
         for col in ("status_code", "error_code"):
             engine[col] = engine[col].astype("Int64")
-        field = self.plan.kind.multi_value_field
+        field = self.plan.kind.split_field
         taken = set(RESULT_COLUMNS)
         if field is not None and any(v is not None for v in self.plan.group_value):
             # One result row per value of a multi-value create: say which value it is.

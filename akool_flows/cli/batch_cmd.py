@@ -89,6 +89,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="reject rows with a text field longer than N characters (default 100000)")
     g.add_argument("--encoding", default="utf-8", help="input file encoding (default utf-8)")
     g.add_argument("--strict", action="store_true", help="exit 1 when any row was rejected")
+    g.add_argument("--strict-fields", action="store_true",
+                   help="refuse request fields the docs do not list (default: send them as given, with a warning)")
     g.add_argument("--show", type=int, default=20, metavar="N", help="result rows to print (default 20; 0 = none)")
     g.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -208,7 +210,8 @@ def _execute(args: argparse.Namespace, kind: str, df: Any, *, columns: Any = Non
         with (Ledger(ledger_path) if not args.dry_run or ledger_path.exists() else contextlib.nullcontext()) as led:
             plan = plan_batch(df, kind, columns=columns, defaults=defaults, cost_table=cost_table,
                               durations=durations, dedupe=not args.allow_duplicates,
-                              max_cell_chars=args.max_cell_chars, ledger=led, stage=stage)
+                              max_cell_chars=args.max_cell_chars, ledger=led, stage=stage,
+                              strict_fields=args.strict_fields)
         print_plan(plan, out)
         print(visible(f"Ledger: {ledger_path}") + ("" if args.ledger else
               " (this input's own; the same command from any directory resumes from it)"), file=out)

@@ -58,7 +58,7 @@ def kinds_info() -> list[dict[str, Any]]:
 def _summary(k: Any) -> dict[str, Any]:
     return {
         "name": k.name, "title": k.title, "create": f"POST {k.create_path}",
-        "status": f"GET {k.status_path}?{k.status_id_param}=<id>", "batch_poll": k.batch_poll,
+        "status": " ".join(_status_text(k).split()), "batch_poll": k.batch_poll,
         "cancel": f"POST {k.cancel_path}" if k.cancel_path else None,
         "webhook": k.webhook_type if k.accepts_webhook else None, "required": k.required_fields,
         "result": k.result_media,
@@ -214,11 +214,11 @@ def kinds_table() -> str:
     """The registry as a text table (paths relative to /api/open)."""
     from akool_flows.api.kinds import KINDS
 
-    rows = [[k.name, _short(k.create_path), f"{_short(k.status_path)}?{k.status_id_param}=",
+    rows = [[k.name, _short(k.create_path), _status_text(k, short=True),
              "yes" if k.batch_poll else "no", _short(k.cancel_path),
              k.webhook_type if k.accepts_webhook and k.webhook_type else ("yes" if k.accepts_webhook else "-"),
              ", ".join(k.required_fields)] for k in KINDS.values()]
-    table = _table(["KIND", "CREATE (POST)", "STATUS (GET)", "BATCH-POLL", "CANCEL (POST)", "WEBHOOK", "REQUIRED"],
+    table = _table(["KIND", "CREATE (POST)", "STATUS", "BATCH-POLL", "CANCEL (POST)", "WEBHOOK", "REQUIRED"],
                    rows)
     return (f"{table}\n\n{len(rows)} kinds; paths are under {API_PREFIX}. "
             "`akool-flows kinds KIND` shows a kind's fields and an example.")
@@ -230,15 +230,14 @@ def kind_detail(name: str) -> str:
 
     k = get_kind(name)
     info = kind_info(name)
-    cost = "published by the docs (estimated before the run)" if k.price is not None else \
+    cost = "published by the docs (estimated before it runs)" if k.price is not None else \
         f"reported after the job in {', '.join(k.credit_fields)}" if k.credit_fields else "not reported"
     lines = [
         f"{k.name} - {k.title}",
         k.description,
         "",
         f"  create    POST {k.create_path}",
-        f"  status    GET  {k.status_path}?{k.status_id_param}=<_id>"
-        + ("  (many ids, comma-separated: batch polling)" if k.batch_poll else ""),
+        f"  status    {_status_text(k)}" + ("  (many ids, comma-separated: batch polling)" if k.batch_poll else ""),
         f"  cancel    {_cancel_text(k)}",
         f"  webhook   {('yes, type ' + repr(k.webhook_type)) if k.accepts_webhook and k.webhook_type else ('yes' if k.accepts_webhook else 'no')}",
         f"  result    {k.result_media}" + (f" ({', '.join(k.result_fields)})" if k.result_fields else ""),
@@ -251,6 +250,14 @@ def kind_detail(name: str) -> str:
     lines.append(_indent(_table(["  FIELD", "TYPE", "CONSTRAINTS", "DESCRIPTION"], rows)))
     lines += ["", "Example:", _indent(json.dumps(info["example"], indent=2, ensure_ascii=False))]
     return "\n".join(lines)
+
+
+def _status_text(k: Any, *, short: bool = False) -> str:
+    """How the status endpoint takes the id: in the query (GET) or a JSON body (POST)."""
+    path = _short(k.status_path) if short else k.status_path
+    if k.status_method == "POST":
+        return f'POST {path} {{"{k.status_id_param}"}}' if short else f'POST {path}  {{"{k.status_id_param}": "<_id>"}}'
+    return f"{path}?{k.status_id_param}=" if short else f"GET  {path}?{k.status_id_param}=<_id>"
 
 
 def _cancel_text(k: Any) -> str:

@@ -101,6 +101,13 @@ def add_admin_routes(app: web.Application, state: SandboxState, dispatcher: Webh
             items = [job.summary(now) for job in state.jobs.values() if kind is None or job.kind == kind]
         return json_response({"count": len(items), "jobs": items})
 
+    async def job(request: web.Request) -> web.Response:
+        with state.lock:
+            found = state.jobs.get(request.match_info["job_id"])
+            if found is None:
+                return json_response({"error": "no such job"}, status=404)
+            return json_response({**found.summary(), "request": found.request, "payload": found.payload()})
+
     async def webhooks(request: web.Request) -> web.Response:
         with state.lock:
             return json_response({"deliveries": list(state.webhook_log)})
@@ -115,6 +122,7 @@ def add_admin_routes(app: web.Application, state: SandboxState, dispatcher: Webh
     r.add_post("/_sandbox/credits", credits_post)
     r.add_post("/_sandbox/reset", reset)
     r.add_get("/_sandbox/jobs", jobs)
+    r.add_get("/_sandbox/jobs/{job_id}", job)
     r.add_get("/_sandbox/webhooks", webhooks)
 
 

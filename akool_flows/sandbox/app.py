@@ -28,7 +28,9 @@ from akool_flows.sandbox.errors import ApiError, param_error
 from akool_flows.sandbox.faults import FaultRule
 from akool_flows.sandbox.files import content_type, file_bytes
 from akool_flows.sandbox.jobs import COMPLETED
-from akool_flows.sandbox.kinds import BEHAVIOURS, Behaviour, by_path
+from akool_flows.sandbox.jobs import Job
+from akool_flows.sandbox.kinds import BEHAVIOURS, Behaviour, by_path, image2video
+from akool_flows.sandbox.kinds.base import Prepare
 from akool_flows.sandbox.routes import Handler, add_routes
 from akool_flows.sandbox.state import SandboxState
 from akool_flows.sandbox.webhooks import WebhookDispatcher
@@ -150,19 +152,22 @@ def _add_api_routes(app: web.Application, state: SandboxState, dispatcher: Webho
             detect: bool = False) -> None:
         r.add_route(method, path, _endpoint(state, handler, auth=auth, poll=poll, detect=detect))
 
+    create_parts = _parts_creator(state, dispatcher)
     for behaviour in BEHAVIOURS.values():
-        api("POST", behaviour.kind.create_path, _create(state, dispatcher, behaviour))
+        api("POST", behaviour.kind.create_path, _create(state, dispatcher, behaviour, create_parts))
     # Kinds that share a status or cancel path are served by the first one's behaviour
     # (kinds/__init__ checks at import that they all behave alike).
     for path, sharing in by_path("status_path").items():
-        api("GET", path, _status(state, sharing[0]), poll=True)
+        api(sharing[0].kind.status_method, path, _status(state, sharing[0]), poll=True)
     for path, sharing in by_path("cancel_path").items():
         api("POST", path, _cancel(state, dispatcher, sharing[0]))
     add_routes(api, state)
+    image2video.add_routes(api, BEHAVIOURS["image_to_video"], create_parts)
     r.add_get(FILES_PREFIX + "{name}", _endpoint(state, _file_server(state), auth=False))
 
 
-def _create(state: SandboxState, dispatcher: WebhookDispatcher, behaviour: Behaviour) -> Handler:
+def _create(state: SandboxState, dispatcher: WebhookDispatcher, behaviour: Behaviour,
+            create_parts: image2video.CreateParts) -> Handler:
     async def handler(request: web.Request) -> dict[str, Any]:
         body = await json_body(request)
         hook = body.get("webhookUrl")
@@ -171,11 +176,45 @@ def _create(state: SandboxState, dispatcher: WebhookDispatcher, behaviour: Behav
                 raise param_error("webhookUrl must be a string URL")
             v.check_url("webhookUrl", hook)
         files_base = f"{request.scheme}://{request.host}{FILES_PREFIX}"
-        job = state.create_job(behaviour, body, files_base)
-        dispatcher.schedule(job)
-        return ok(behaviour.create_data(job), behaviour.create_msg)
+        parts = behaviour.split(body)
+        if parts is None:
+            job = state.create_job(behaviour, body, files_base)
+            dispatcher.schedule(job)
+            return ok(behaviour.create_data(job), behaviour.create_msg)
+        # One job per part (a translation into "fr,de,ja"): ``data`` is the first job,
+        # ``all_results`` one envelope per part, in order; a refused part has its own code.
+        made = create_parts(behaviour, body, parts, None, request)
+        results = [ok(behaviour.create_data(j), behaviour.create_msg) if isinstance(j, Job)
+                   else {"code": j.code, "msg": j.msg} for j in made]
+        first = next(j for j in made if isinstance(j, Job))
+        return {**ok(behaviour.create_data(first), behaviour.create_msg), "all_results": results}
 
     return handler
+
+
+def _parts_creator(state: SandboxState, dispatcher: WebhookDispatcher) -> image2video.CreateParts:
+    def create_parts(behaviour: Behaviour, body: dict[str, Any], parts: list[dict[str, Any]],
+                     prepare: Prepare | None, request: web.Request) -> list[Job | ApiError]:
+        """One job per part of a request (or the part's error); nothing created: the first error."""
+        files_base = f"{request.scheme}://{request.host}{FILES_PREFIX}"
+        made: list[Job | ApiError] = []
+        for part in parts:
+            try:
+                job = state.create_job(behaviour, part, files_base, received=body, prepare=prepare)
+            except ApiError as exc:
+                made.append(exc)
+                continue
+            dispatcher.schedule(job)
+            made.append(job)
+        errors = [e for e in made if isinstance(e, ApiError)]
+        created = len(errors) < len(made)
+        for exc in errors[0 if created else 1:]:  # the wrapper counts the one it answers
+            state.count_rejected(exc.code)
+        if not created:
+            raise errors[0]
+        return made
+
+    return create_parts
 
 
 def _status(state: SandboxState, behaviour: Behaviour) -> Handler:
@@ -183,7 +222,8 @@ def _status(state: SandboxState, behaviour: Behaviour) -> Handler:
     param = kind.status_id_param
 
     async def many(request: web.Request) -> dict[str, Any]:
-        ids = v.id_list(request.query.get(param), param)
+        where = await json_body(request) if kind.status_method == "POST" else request.query
+        ids = v.id_list(where.get(param), param)
         now = time.monotonic()
         jobs = [state.reported_job(kind.status_path, job_id) for job_id in ids]
         return ok({"result": [job.payload(now) for job in jobs if job is not None]})  # unknown ids are absent

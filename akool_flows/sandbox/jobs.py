@@ -69,6 +69,8 @@ class Job:
     deleted: bool = False
     ended_by: str | None = None  # "cancel" / "close" when ended early by a request
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The create request's body as received (tests read it to see what a client really sent).
+    request: dict[str, Any] = field(default_factory=dict)
     notified: set[int] = field(default_factory=set)
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
 

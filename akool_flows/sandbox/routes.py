@@ -1,5 +1,5 @@
 """The endpoints that are not a job kind's: token, credit, result deletion, face detect,
-catalogues and the session list. Paths come from ``akool_flows.api.endpoints``, where the
+catalogues (v3 and v4: effects, models, voices, knowledge bases) and the session list. Paths come from ``akool_flows.api.endpoints``, where the
 client defines them.
 """
 
@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from akool_flows.api import endpoints
-from akool_flows.sandbox import catalog
+from akool_flows.api import endpoints, v4
+from akool_flows.sandbox import catalog, catalog_v4
 from akool_flows.sandbox import validation as v
 from akool_flows.sandbox.envelope import json_body, ok
 from akool_flows.sandbox.errors import ApiError, param_error
@@ -113,6 +113,36 @@ def add_routes(api: Register, state: SandboxState) -> None:
             items = [p for p in items if p["status"] == wanted]
         return ok({"count": len(items), "result": items[(page - 1) * size: page * size]})
 
+    async def effects(request: web.Request) -> dict[str, Any]:
+        return ok({"result": list(catalog_v4.EFFECTS)})
+
+    async def ai_models(request: web.Request) -> dict[str, Any]:
+        raw = request.query.getall("types[]", []) or request.query.getall("types", [])
+        if not raw:
+            raise param_error("types is required: an array of model types, e.g. types[]=1501 (image to video)")
+        try:
+            types = {int(t) for t in raw}
+        except ValueError:
+            raise param_error(f"types must be numbers, got {raw!r}") from None
+        return ok([m for m in catalog_v4.AI_MODELS if m["type"] in types])
+
+    async def translation_voices(request: web.Request) -> dict[str, Any]:
+        language = request.query.get("language_code")
+        items = [vc for vc in catalog_v4.TRANSLATION_VOICES if language in (None, vc["language_code"])]
+        return ok({"result": _page(request, items)})
+
+    async def stream_voices(request: web.Request) -> dict[str, Any]:
+        wanted = _query_choice(request, "type", (1, 2))
+        items = [vc for vc in catalog_v4.STREAM_VOICES if wanted in (None, vc["type"])]
+        if request.query.get("support_stream") not in (None, "1"):
+            items = []  # the sandbox only knows voices that can stream
+        return ok({"result": _page(request, items)})
+
+    async def knowledge_list(request: web.Request) -> dict[str, Any]:
+        name = request.query.get("name")
+        items = [kb for kb in catalog_v4.KNOWLEDGE_BASES if not name or name.lower() in kb["name"].lower()]
+        return ok({"knowledge_list": _page(request, items)})
+
     api("POST", endpoints.GET_TOKEN_PATH, get_token, auth=False)
     api("GET", endpoints.credit_info().path, quota_info)
     api("POST", endpoints.delete_results(["_"]).path, delete_results)
@@ -122,6 +152,11 @@ def add_routes(api: Register, state: SandboxState) -> None:
     api("GET", endpoints.avatars().path, avatar_list)
     api("GET", endpoints.live_avatars().path, live_avatar_list)
     api("GET", endpoints.session_list().path, session_list)
+    api("GET", v4.image_to_video_effects().path, effects)
+    api("GET", v4.ai_models().path, ai_models)
+    api("GET", v4.translation_voices().path, translation_voices)
+    api("GET", v4.streaming_voices().path, stream_voices)
+    api("GET", v4.knowledge_bases().path, knowledge_list)
 
 
 async def detect_handler(request: web.Request) -> dict[str, Any]:
@@ -159,6 +194,13 @@ async def detect_handler(request: web.Request) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 6),
         "trx_id": str(uuid.uuid4()),
     }
+
+
+def _page(request: web.Request, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    page = v.query_int(request.query, "page", default=1, minimum=1)
+    size = v.query_int(request.query, "size", default=100, minimum=1, maximum=1000)
+    assert page is not None and size is not None
+    return items[(page - 1) * size: page * size]
 
 
 def _query_choice(request: web.Request, name: str, allowed: tuple[int, ...]) -> int | None:

@@ -258,6 +258,11 @@ class Sandbox:
         with self._state.lock:
             return self._state.jobs[job_id].payload()
 
+    def job_request(self, job_id: str) -> dict[str, Any]:
+        """The body of the create request that made job ``job_id``, as received (``KeyError`` if unknown)."""
+        with self._state.lock:
+            return dict(self._state.jobs[job_id].request)
+
     def webhook_deliveries(self) -> list[dict[str, Any]]:
         """Every webhook delivery (one entry per event, with attempts and the final HTTP status)."""
         with self._state.lock:

@@ -22,7 +22,7 @@ from akool_flows.sandbox.config import SandboxConfig
 from akool_flows.sandbox.errors import ApiError
 from akool_flows.sandbox.faults import Faults
 from akool_flows.sandbox.jobs import COMPLETED, FAILED, Job, new_object_id
-from akool_flows.sandbox.kinds import Behaviour, Plan, check_kind_name
+from akool_flows.sandbox.kinds import Behaviour, Plan, Prepare, check_kind_name
 
 __all__ = ["FAIL_MARKER", "SLOW_MARKER", "SandboxState", "input_hash"]
 
@@ -36,6 +36,30 @@ def input_hash(kind: str, body: Mapping[str, Any]) -> str:
     clean = {k: v for k, v in body.items() if k != "webhookUrl"}
     canonical = json.dumps([kind, clean], sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+
+class _ReadTracking(dict):  # type: ignore[type-arg]
+    """A request body that remembers which top-level fields the kind's validation read."""
+
+    def __init__(self, body: Mapping[str, Any]) -> None:
+        super().__init__(body)
+        self.read: set[str] = set()
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: Any) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: Any) -> bool:
+        self.read.add(key)
+        return super().__contains__(key)
+
+
+# Never echoed: a receiver URL may carry a secret path token, and kinds that echo it do so themselves.
+_NOT_ECHOED = frozenset({"webhookUrl"})
 
 
 def _contains(value: Any, marker: str) -> bool:
@@ -146,10 +170,16 @@ class SandboxState:
             return False
 
     # -- jobs -----------------------------------------------------------------------------
-    def create_job(self, behaviour: Behaviour, body: dict[str, Any], files_base: str) -> Job:
-        """Validate ``body`` for ``behaviour``, charge the account and create the job (or raise ApiError)."""
+    def create_job(self, behaviour: Behaviour, body: dict[str, Any], files_base: str,
+                   received: Mapping[str, Any] | None = None, prepare: Prepare | None = None) -> Job:
+        """Validate ``body`` for ``behaviour``, charge the account and create the job (or raise ApiError).
+
+        ``received`` is the request as sent when it made several jobs (``body`` is this job's part);
+        ``prepare`` replaces the kind's own for a create at another endpoint (image to video's batch)."""
         with self.lock:
-            plan: Plan = behaviour.prepare(body, self)
+            tracked = _ReadTracking(body)
+            plan: Plan = (behaviour.prepare(tracked, self) if prepare is None
+                          else prepare(tracked, self, behaviour.kind))
             cost = round(float(plan.cost), 6)
             if self.balance + 1e-9 < cost:
                 raise ApiError(1006, f"Your quota is not enough: this job needs {cost:g} credits, "
@@ -186,8 +216,13 @@ class SandboxState:
                 failure=behaviour.error if failing else None,
                 task_id=behaviour.task_id(),
                 extra={**plan.extra, "files_base": files_base, "nominal_cost": cost},
+                request=dict(body if received is None else received),
             )
             job.base = behaviour.base(job, plan)
+            # Akool accepts fields its docs do not list; the sandbox echoes the ones it did not
+            # read in the job's payload, so a test sees them arrive.
+            for name in body.keys() - tracked.read - _NOT_ECHOED:
+                job.base.setdefault(name, body[name])
             self.balance = round(self.balance - charged, 6)
             self.credits_charged = round(self.credits_charged + charged, 6)
             self.jobs[job_id] = job

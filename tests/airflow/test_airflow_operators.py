@@ -46,6 +46,7 @@ PUBLIC_OPERATORS = {
     "lipsync": "AkoolLipsyncOperator", "talking_photo": "AkoolTalkingPhotoOperator",
     "talking_avatar": "AkoolTalkingAvatarOperator", "video_translation": "AkoolVideoTranslationOperator",
     "avatar_upload": "AkoolAvatarUploadOperator", "live_session": "AkoolLiveSessionOperator",
+    "image_to_video": "AkoolImageToVideoOperator",
 }
 
 

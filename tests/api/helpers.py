@@ -106,6 +106,20 @@ def akool_responder(req: Recorded) -> Answer:
     if p in ("/api/open/v3/faceswap/result/delbyids", "/api/open/v3/faceswap/job/del",
              "/api/open/v4/liveAvatar/session/close"):
         return "json", 200, {"code": 1000, "msg": "OK"}
+    if p == "/api/open/v4/image2Video/resultsByIds":
+        return ok({"result": [{"_id": i, "status": 3, "video_url": f"https://cdn.test/{i}.mp4",
+                               "deduction_credit": 20, "video_duration": 5} for i in body["_ids"].split(",")]})
+    if p == "/api/open/v4/image2Video/createBySourcePrompt/batch":
+        return ok({"successList": [{"_id": f"68919a464b4dbdd4ab3d303{i}", "status": 1, "batch_count": 2}
+                                   for i in range(2)], "errorList": []})
+    if p == "/api/open/v4/image2Video/effects":
+        return ok({"result": [{"_id": "e1", "name": "Squish", "effect_code": "squish"}]})
+    if p == "/api/open/v4/aigModel/list":
+        return ok([{"value": "AkoolImage2VideoFastV1", "type": 1501, "durationList": [5, 10]}])
+    if p in ("/api/open/v4/voice/videoTranslation", "/api/open/v4/voice/list"):
+        return ok({"result": [{"voice_id": "v-fr-1", "language_code": "fr"}]})
+    if p == "/api/open/v4/knowledge/list":
+        return ok({"knowledge_list": [{"_id": "kb1", "name": "FAQ"}]})
     if req.method == "POST":  # every create endpoint
         return ok({"_id": "65f8017f56559aa67f0ecde7", "job_id": "20240102082900592-5653", "status": 1,
                    "echo": body})

@@ -91,7 +91,18 @@ DOCUMENTED_CREATE: dict[str, tuple[str, set[str], dict[str, Any]]] = {
                       {"url": "https://cdn.test/av.mp4", "avatar_id": "myavatar01", "type": "2", "url_from": 1}),
     "live_session": (f"{V4}/liveAvatar/session/create", {"avatar_id", "duration"},
                      {"avatar_id": "dvp_Tristan_cloth2_1080P", "duration": 3600}),
+    "image_to_video": (f"{V4}/image2Video/createBySourcePrompt",
+                       {"image_url", "prompt", "negative_prompt", "extend_prompt", "resolution", "audio_url",
+                        "audio_type", "video_length", "is_premium_model", "effect_code", "webhookurl"},
+                       {"image_url": "https://cdn.test/p.png", "prompt": "wave", "negative_prompt": "blur",
+                        "extend_prompt": True, "resolution": "1080p", "audio_url": "https://cdn.test/a.mp3",
+                        "audio_type": 2, "video_length": 10, "is_premium_model": False, "effect_code": "squish",
+                        "webhookurl": HOOK}),
 }
+# The batch create's documented body (createBySourcePrompt/batch).
+I2V_BATCH = {"image_url": "https://cdn.test/p.png", "prompt": "wave", "model_name": "AkoolImage2VideoFastV1",
+             "negative_prompt": "blur", "extend_prompt": False, "resolution": "720p", "video_length": 5,
+             "last_image_url": "https://cdn.test/last.png", "generate_audio": True, "count": 2, "webhookurl": HOOK}
 # Documented element fields of talking avatar's `elements[]`.
 TALKING_AVATAR_ELEMENT_FIELDS = {"url", "scale_x", "scale_y", "offset_x", "offset_y", "height", "width", "type",
                                  "avatar_id"}
@@ -114,7 +125,10 @@ DOCUMENTED_STATUS: dict[str, tuple[str, str]] = {
     "video_translation": (f"{V3}/content/video/infobymodelid", "video_model_id"),
     "avatar_upload": (f"{V3}/avatar/detail", "id"),
     "live_session": (f"{V4}/liveAvatar/session/detail", "id"),
+    "image_to_video": (f"{V4}/image2Video/resultsByIds", "_ids"),
 }
+# Status endpoints that take the id in a JSON body (POST), not the query.
+POST_STATUS = {"image_to_video"}
 
 # kind -> (cancel path, body field, which id it takes: "task" = create answer's job_id, "id" = _id)
 DOCUMENTED_CANCEL: dict[str, tuple[str, str, str]] = {
@@ -152,6 +166,19 @@ HELPERS: list[tuple[str, tuple, dict, str, str, dict[str, str], dict[str, Any] |
      {"page": "1", "size": "10", "status": "1"}, None, "api"),
     ("close_session", ("6698c9d69cf7b0d61d1b6420",), {}, "POST", f"{V4}/liveAvatar/session/close", {},
      {"id": "6698c9d69cf7b0d61d1b6420"}, "api"),
+    ("image_to_video_batch", (), I2V_BATCH, "POST", f"{V4}/image2Video/createBySourcePrompt/batch", {}, I2V_BATCH,
+     "api"),
+    ("update_video_audio", ("68919a464b4dbdd4ab3d3034", "https://cdn.test/a.mp3", 2), {}, "POST",
+     f"{V4}/image2Video/updateVideoAudio", {},
+     {"pre_video_id": "68919a464b4dbdd4ab3d3034", "audio_url": "https://cdn.test/a.mp3", "audio_type": 2}, "api"),
+    ("image_to_video_effects", (), {}, "GET", f"{V4}/image2Video/effects", {}, None, "api"),
+    ("ai_models", (), {}, "GET", f"{V4}/aigModel/list", {"types[]": "1501"}, None, "api"),
+    ("ai_models", ((1501, 1502),), {}, "GET", f"{V4}/aigModel/list", {"types[]": "1501,1502"}, None, "api"),
+    ("translation_voices", ("fr",), {"page": 1, "size": 100}, "GET", f"{V4}/voice/videoTranslation",
+     {"language_code": "fr", "page": "1", "size": "100"}, None, "api"),
+    ("streaming_voices", (2,), {}, "GET", f"{V4}/voice/list", {"support_stream": "1", "type": "2"}, None, "api"),
+    ("knowledge_bases", (), {"page": 1, "size": 10}, "GET", f"{V4}/knowledge/list", {"page": "1", "size": "10"},
+     None, "api"),
 ]
 
 ALL_DRIVERS = ("sync-mock", "async-mock", "sync-socket", "async-aiohttp-socket")
@@ -190,7 +217,7 @@ def test_registry_covers_exactly_the_documented_kinds():
     assert set(KINDS) == set(DOCUMENTED_CREATE) == set(DOCUMENTED_STATUS)
     assert {k for k, v in KINDS.items() if v.cancellable} == set(DOCUMENTED_CANCEL)
     assert {k for k, v in KINDS.items() if v.batch_poll} == {k for k, (p, _) in DOCUMENTED_STATUS.items()
-                                                          if p.endswith("listbyids")}
+                                                          if p.lower().endswith(("listbyids", "resultsbyids"))}
 
 
 @pytest.mark.parametrize("kind", sorted(DOCUMENTED_CREATE))
@@ -227,8 +254,12 @@ async def test_status_sends_the_documented_request(rig, kind):
     assert isinstance(st, JobStatus) and st.job_id == "66160f989dfc997ac289037b"
     assert st.state == "completed" and st.status_code == 3
     [req] = rec.requests
-    assert (req.method, req.path, req.flat_query, req.body, _host(req)) == (
-        "GET", path, {param: "66160f989dfc997ac289037b"}, b"", api_host)
+    if kind in POST_STATUS:
+        assert (req.method, req.path, req.flat_query, req.json, _host(req)) == (
+            "POST", path, {}, {param: "66160f989dfc997ac289037b"}, api_host)
+    else:
+        assert (req.method, req.path, req.flat_query, req.body, _host(req)) == (
+            "GET", path, {param: "66160f989dfc997ac289037b"}, b"", api_host)
     assert req.headers["authorization"] == f"Bearer {TOKEN}"
 
 
@@ -273,6 +304,12 @@ async def test_helper_endpoints_send_the_documented_request(rig, case):
         assert result == 42.5
     if op == "languages":
         assert result == [{"lang_code": "en", "lang_name": "English", "url": "https://cdn.test/en.png"}]
+    if op == "image_to_video_batch":
+        assert [j.job_id for j in result.jobs] == ["68919a464b4dbdd4ab3d3030", "68919a464b4dbdd4ab3d3031"]
+    if op == "update_video_audio":
+        assert isinstance(result, Job) and result.kind == "image_to_video"
+    if op in ("image_to_video_effects", "ai_models", "translation_voices", "streaming_voices", "knowledge_bases"):
+        assert isinstance(result, list) and len(result) == 1
 
 
 async def test_client_credentials_are_exchanged_through_gettoken_once(rig):

@@ -36,8 +36,6 @@ BAD_SUBMITS = [
     ("live_session", {"avatar_id": "dvp_Tristan_cloth2_1080P", "duration": 3601}, "duration",
      ["duration", "3600", "got 3601"]),
     ("live_session", {"avatar_id": "dvp_Tristan_cloth2_1080P", "duration": 0}, "duration", ["duration", "0"]),
-    ("faceswap_image", ex("faceswap_image", modifyimage="https://cdn.test/a.jpg"), "modifyimage",
-     ["modifyimage", "unknown field", "modifyImage"]),
     ("faceswap_image", ex("faceswap_image", modifyImage=...), "modifyImage", ["modifyImage", "required"]),
     ("faceswap_image", ex("faceswap_image", face_enhance=2), "face_enhance", ["face_enhance", "0 or 1"]),
     ("faceswap_video", ex("faceswap_video", sourceImage=[FACE, FACE]), "sourceImage",
@@ -54,16 +52,27 @@ BAD_SUBMITS = [
     ("background_change", ex("background_change", overlay_template_x=4), "overlay_template_x",
      ["overlay_template_x", "template_url"]),
     ("lipsync", {"video_url": "https://cdn.test/v.mp4"}, "audio_url", ["audio_url", "required"]),
+    ("video_translation", ex("video_translation", language="fr,,de"), "language", ["language", "fr,de,ja"]),
+    ("video_translation", ex("video_translation", language="fr,de,fr"), "language", ["language", "twice"]),
+]
+# Refused only by a strict client (strict=True): a field the docs do not list.
+STRICT_SUBMITS = [
+    ("faceswap_image", ex("faceswap_image", modifyimage="https://cdn.test/a.jpg"), "modifyimage",
+     ["modifyimage", "unknown field", "modifyImage"]),
     ("video_translation", ex("video_translation", merge_interval=1), "merge_interval",
      ["merge_interval", "unknown field"]),
+    ("talking_avatar", ex("talking_avatar", elements=[{**KINDS["talking_avatar"].example["elements"][0],
+                                                       "layer_number": 1}]),
+     "elements[].layer_number", ["elements[].layer_number", "unknown field", "scale_x"]),
 ]
 
 
-@pytest.mark.parametrize("kind, fields, field, words", BAD_SUBMITS,
-                         ids=[f"{c[0]}-{c[2]}-{i}" for i, c in enumerate(BAD_SUBMITS)])
-def test_bad_create_fields_are_refused_with_a_precise_message(kind, fields, field, words):
+@pytest.mark.parametrize("kind, fields, field, words, strict",
+                         [(*c, False) for c in BAD_SUBMITS] + [(*c, True) for c in STRICT_SUBMITS],
+                         ids=[f"{c[0]}-{c[2]}-{i}" for i, c in enumerate(BAD_SUBMITS + STRICT_SUBMITS)])
+def test_bad_create_fields_are_refused_with_a_precise_message(kind, fields, field, words, strict):
     with pytest.raises(ValidationError) as info:
-        get_kind(kind).validate(fields)
+        get_kind(kind).validate(fields, strict=strict)
     exc = info.value
     assert exc.field == field and exc.kind == kind
     for word in words:
@@ -87,7 +96,7 @@ def test_unknown_kind_lists_the_allowed_kinds():
 # Calls that must fail without touching the network: (operation, args, kwargs, field)
 BAD_CALLS = [
     ("submit", ("face_swap",), {"modifyImage": "https://cdn.test/a.jpg"}, "kind"),
-    *[("submit", (k,), f, fld) for k, f, fld, _ in BAD_SUBMITS],
+    *[("submit", (k,), f, fld) for k, f, fld, _ in BAD_SUBMITS + STRICT_SUBMITS],
     ("status", ("nope", "a1"), {}, "kind"),
     ("status", ("moderation", ""), {}, "job_id"),
     ("status", ("moderation", "a1,b2"), {}, "job_id"),
@@ -112,7 +121,7 @@ BAD_CALLS = [
 @pytest.mark.parametrize("driver", DRIVERS)
 async def test_bad_calls_send_nothing(driver):
     with scripted_server() as srv:
-        drv = make_client(driver, srv.url)
+        drv = make_client(driver, srv.url, strict=True)
         try:
             for op, args, kwargs, field in BAD_CALLS:
                 with pytest.raises(ValidationError) as info:

@@ -62,7 +62,12 @@ def test_whole_input_problems_raise_with_the_column_names():
     with pytest.raises(BatchInputError, match=r"column 'nope' \(for field 'content'\) is not in the input"):
         plan_batch(df, "moderation", columns={"content": "nope"}, defaults={"type": 4})
     with pytest.raises(BatchInputError, match="'contnet' is not a moderation field"):
-        plan_batch(df, "moderation", columns={"contnet": "text"})
+        plan_batch(df, "moderation", columns={"contnet": "text"}, strict_fields=True)
+    with pytest.raises(BatchInputError, match="defaults: 'typo' not moderation field"):
+        plan_batch(df, "moderation", columns={"content": "text"}, defaults={"type": 4, "typo": 1}, strict_fields=True)
+    # Not strict: a field the docs do not list is sent, so a typo shows as the field it misses.
+    with pytest.raises(BatchInputError, match=r"needs field\(s\) content.*'contnet' are not fields the docs list"):
+        plan_batch(df, "moderation", columns={"contnet": "text"}, defaults={"type": 4})
     with pytest.raises(BatchInputError, match="expected a pandas DataFrame"):
         plan_batch([{"content": "x"}], "moderation")
     with pytest.raises(Exception, match="unknown job kind 'moderate'; allowed: tts"):

@@ -51,6 +51,9 @@ EXAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "avatar_upload": (f"{V3}/avatar/create", {"url": "https://cdn.example.com/me.mp4", "avatar_id": "myAvatar01",
                                              "type": "2", "url_from": 1}),
     "live_session": (f"{V4}/liveAvatar/session/create", {"avatar_id": "dvp_Tristan_cloth2_1080P", "duration": 600}),
+    "image_to_video": (f"{V4}/image2Video/createBySourcePrompt", {
+        "image_url": "https://cdn.example.com/p.png", "prompt": "wave", "negative_prompt": "blurry",
+        "resolution": "720p", "video_length": 5, "audio_type": 3}),
 }
 # (status path, id query parameter, status field) per status group
 STATUS = {
@@ -60,11 +63,13 @@ STATUS = {
     "video": (f"{V3}/content/video/infobymodelid", "video_model_id", "video_status"),
     "avatar": (f"{V3}/avatar/detail", "id", "status"),
     "session": (f"{V4}/liveAvatar/session/detail", "id", "status"),
+    "image2video": (f"{V4}/image2Video/resultsByIds", "_ids", "status"),
 }
 GROUP = {
     "tts": "audio", "voice_clone": "audio", "background_change": "image", "image_generate": "image",
     "image_button": "image", "moderation": "analysis", "lipsync": "video", "talking_photo": "video",
     "video_translation": "video", "talking_avatar": "video", "avatar_upload": "avatar", "live_session": "session",
+    "image_to_video": "image2video",
 }
 FACESWAP_KINDS = ("faceswap_image", "faceswap_video", "reage_image", "reage_video")
 
@@ -104,6 +109,9 @@ def status_of(client: httpx.Client, kind: str, job_id: str) -> dict[str, Any]:
         assert len(result) == 1
         return result[0]
     path, param, _ = STATUS[GROUP[kind]]
+    if kind == "image_to_video":  # resultsByIds takes the ids in a JSON body
+        [record] = ok_data(client.post(path, json={param: job_id}))["result"]
+        return record
     data = ok_data(client.get(path, params={param: job_id}))
     return data[0] if isinstance(data, list) else data
 

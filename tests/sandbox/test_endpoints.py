@@ -40,7 +40,7 @@ def test_create_then_status_reaches_completed(kind: str, sandbox: Sandbox, clien
 
     result_field = {"tts": "url", "voice_clone": "url", "background_change": "image", "image_generate": "image",
                     "lipsync": "video", "talking_photo": "video", "video_translation": "video",
-                    "talking_avatar": "video", "avatar_upload": "url"}.get(kind, "url")
+                    "talking_avatar": "video", "avatar_upload": "url", "image_to_video": "video_url"}.get(kind, "url")
     if kind in ("moderation", "live_session"):
         return
     url = payload[result_field]

@@ -2,7 +2,7 @@
 
 The registry owns the *names*: create, status and cancel paths, id / status / result
 fields, webhook types. This package owns what the sandbox *does* per status group
-(audio, image, faceswap, analysis, video, avatar, session): how a create is validated and
+(audio, image, faceswap, analysis, video, avatar, session, image to video): how a create is validated and
 priced, what the status payload holds, how a job ends early. Importing it fails when the
 registry has a kind without a behaviour, or a behaviour names a kind the registry lacks,
 so the two cannot drift apart.
@@ -17,15 +17,15 @@ from __future__ import annotations
 from collections import defaultdict
 
 from akool_flows.api.kinds import KINDS as REGISTRY
-from akool_flows.sandbox.kinds import analysis, audio, avatar, faceswap, image, session, video
-from akool_flows.sandbox.kinds.base import Behaviour, Plan, Recipe
+from akool_flows.sandbox.kinds import analysis, audio, avatar, faceswap, image, image2video, session, video
+from akool_flows.sandbox.kinds.base import Behaviour, Plan, Prepare, Recipe
 
-__all__ = ["BEHAVIOURS", "Behaviour", "Plan", "by_path", "check_kind_name"]
+__all__ = ["BEHAVIOURS", "Behaviour", "Plan", "Prepare", "by_path", "check_kind_name"]
 
 
 def _recipes() -> dict[str, Recipe]:
     recipes: dict[str, Recipe] = {}
-    for module in (audio, image, faceswap, analysis, video, avatar, session):
+    for module in (audio, image, faceswap, analysis, video, avatar, session, image2video):
         for name, recipe in module.RECIPES.items():
             if name in recipes:
                 raise ImportError(f"sandbox: kind {name!r} has two behaviours ({module.__name__} and another)")

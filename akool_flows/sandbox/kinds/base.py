@@ -18,7 +18,7 @@ from akool_flows.sandbox.jobs import COMPLETED, FAILED, Job
 if TYPE_CHECKING:
     from akool_flows.sandbox.state import SandboxState
 
-__all__ = ["ACCOUNT_UID", "ACCOUNT_USER_ID", "Behaviour", "Plan", "Prepare", "Recipe", "webhook_fields"]
+__all__ = ["ACCOUNT_UID", "ACCOUNT_USER_ID", "Behaviour", "Plan", "Prepare", "Recipe", "Split", "webhook_fields"]
 
 ACCOUNT_UID = 101690
 ACCOUNT_USER_ID = "64d985c5571729d3e2999477"
@@ -44,6 +44,8 @@ class Plan:
 
 #: Validates a create body for a registry kind and says what the job will be (or raises ApiError).
 Prepare = Callable[[dict[str, Any], "SandboxState", JobKind], Plan]
+#: The bodies of the jobs one create request makes, when it makes several (else None).
+Split = Callable[[dict[str, Any]], "list[dict[str, Any]] | None"]
 
 
 class Behaviour:
@@ -55,9 +57,10 @@ class Behaviour:
     #: Whether the faceswap ``delbyids`` endpoint may hide this kind's results.
     deletable: ClassVar[bool] = False
 
-    def __init__(self, kind: JobKind, prepare: Prepare, error: tuple[int, str]) -> None:
+    def __init__(self, kind: JobKind, prepare: Prepare, error: tuple[int, str], split: Split | None = None) -> None:
         self.kind = kind
         self._prepare = prepare
+        self._split = split
         self.error = error
 
     def __repr__(self) -> str:
@@ -82,6 +85,11 @@ class Behaviour:
 
     def prepare(self, body: dict[str, Any], state: SandboxState) -> Plan:
         return self._prepare(body, state, self.kind)
+
+    def split(self, body: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """One body per job when this create makes several (video translation into "fr,de"); None
+        for the usual one job."""
+        return self._split(body) if self._split is not None else None
 
     # -- payloads ---------------------------------------------------------------------------
     @staticmethod
@@ -141,9 +149,10 @@ class Recipe:
     behaviour: type[Behaviour]
     prepare: Prepare
     error: tuple[int, str]
+    split: Split | None = None
 
     def bind(self, kind: JobKind) -> Behaviour:
-        return self.behaviour(kind, self.prepare, self.error)
+        return self.behaviour(kind, self.prepare, self.error, self.split)
 
 
 def webhook_fields(body: Mapping[str, Any]) -> dict[str, Any]:

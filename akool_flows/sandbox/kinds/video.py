@@ -89,10 +89,22 @@ def _prepare_talking_photo(body: dict[str, Any], state: SandboxState, kind: JobK
     return _video_plan(media_duration_seconds(audio), {"type": 5, "from": 2, "talking_photo": photo})
 
 
+#: ``source_language`` that asks Akool to detect the video's language (what its demo sends).
+AUTO_DETECT = "DEFAULT"
+
+
+def _split_languages(body: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """``language: "fr,de,ja"`` is one job per language (Akool answers them in ``all_results``)."""
+    language = body.get("language")
+    if not isinstance(language, str) or "," not in language:
+        return None
+    return [{**body, "language": code.strip()} for code in language.split(",")]
+
+
 def _prepare_video_translation(body: dict[str, Any], state: SandboxState, kind: JobKind) -> Plan:
     url = v.url(body, "url")
     allowed = sorted(catalog.LANGUAGE_CODES)
-    source = v.one_of(body, "source_language", allowed)
+    source = v.one_of(body, "source_language", [*allowed, AUTO_DETECT])
     language = v.one_of(body, "language", allowed)
     if source == language:
         raise param_error(f"language must differ from source_language (both are {language!r})")
@@ -190,6 +202,6 @@ RECIPES = {
     "talking_photo": Recipe(VideoBehaviour, _prepare_talking_photo,
                             (1015, "Create video error, please try again later")),
     "video_translation": Recipe(VideoBehaviour, _prepare_video_translation,
-                                (1205, "Create video error, please try again later")),
+                                (1205, "Create video error, please try again later"), split=_split_languages),
     "talking_avatar": Recipe(VideoBehaviour, _prepare_talking_avatar, (1105, "avatar processing error")),
 }

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 
-from akool_flows.airflow.operators import AkoolTalkingPhotoOperator, AkoolTtsOperator
+from akool_flows.airflow.operators import AkoolJobOperator, AkoolTalkingPhotoOperator, AkoolTtsOperator
 from akool_flows.airflow.sensors import AkoolJobSensor
 
 PHOTO = "https://example.com/portrait.jpg"
@@ -50,3 +50,10 @@ with DAG(dag_id="akool_test_job_fails", schedule=None, start_date=datetime(2026,
 with DAG(dag_id="akool_test_webhook", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
     AkoolTalkingPhotoOperator(task_id="animate", talking_photo_url=PHOTO, audio_url=AUDIO, deferrable=True,
                               poll_interval=30, timeout=timedelta(seconds=25))
+
+# One create, three languages (and fields the docs do not list), waited for on the triggerer.
+with DAG(dag_id="akool_test_translate_languages", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    AkoolJobOperator(task_id="translate", kind="video_translation", deferrable=True, poll_interval=0.2,
+                     fields={"url": "https://example.com/talk.mp4", "source_language": "DEFAULT",
+                             "language": "{{ params.languages }}", "speaker_num": 0, "remove_bgm": True},
+                     params={"languages": "fr,de,ja"})
