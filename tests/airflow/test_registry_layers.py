@@ -54,7 +54,9 @@ def test_client_and_sandbox_serve_every_kind_at_the_registrys_paths(sb, client):
         call = endpoints.submit(kind.name, fields)
         assert (call.method, call.path) == ("POST", kind.create_path)
         status_call = endpoints.status(kind.name, "abc")
-        assert (status_call.path, dict(status_call.params)) == (kind.status_path, {kind.status_id_param: "abc"})
+        where = status_call.body if kind.status_method == "POST" else status_call.params  # POST: a JSON body
+        assert (status_call.method, status_call.path, dict(where)) == (
+            kind.status_method, kind.status_path, {kind.status_id_param: "abc"})
         before = sb.stats()["requests_by_path"]
         job = client.submit(kind.name, **fields)
         status = client.wait(kind.name, job.job_id, poll_interval=0.02, timeout=10) if kind.waits_by_default \
