@@ -1,0 +1,577 @@
+"""Mutation testing of the money code: does the suite notice when a money rule breaks?
+
+Each mutant is one small change to one target module (a comparison flipped, ``and``/``or``
+swapped, a ``not`` dropped, a number, flag or ledger state changed, a statement or a return
+value removed, ``+=`` turned into ``-=``). A mutant is *killed* when its module's test selection
+fails; a *survivor* is a rule no test pins down.
+
+Why not mutmut 3 / cosmic-ray: mutmut 3 only mutates inside functions (not ``MAX_MISSES = 3``,
+``may_have_created = True`` or the ledger's state tables), changes strings to ``"XX..XX"``
+instead of swapping ledger states, and is configured in pyproject.toml; cosmic-ray starts a
+fresh interpreter per mutant (~5 s of imports on this machine) for some 600 mutants.
+
+How it stays fast without touching the working files: one parent process imports the heavy
+dependencies once, then forks a child per mutant. The child compiles the mutated module in
+memory and swaps the mutated function's ``__code__`` (or the mutated module/class constant) into
+the already imported module, then runs pytest in-process. A traced baseline run first records
+which tests call which function, so a mutant runs only the tests that reach it, fastest first,
+with ``-x`` and a timeout. Tests that start other processes (the CLI) cannot see an in-memory
+mutant and are left out of the selection.
+
+    python scripts/mutants.py                      # every module, report on stdout
+    python scripts/mutants.py --module ledger --jobs 2 --json /tmp/m.json
+    python scripts/mutants.py --rerun /tmp/m.json  # only the previous survivors
+    python scripts/mutants.py --list --module budget
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import importlib
+import json
+import os
+import re
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import types
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_KILLERS = ("tests/batch/test_mutant_killers.py",)
+_MONEY = (*_KILLERS, "tests/batch/test_money_units.py", "tests/batch/test_money_holes.py")
+_ENGINE = (*_MONEY, "tests/batch/test_engine.py", "tests/batch/test_faults.py")
+_ERRORS = ("tests/api/test_error_mutants.py", "tests/api/test_errors.py", "tests/api/test_garbled_answers.py",
+           "tests/batch/test_money_units.py")
+#: Target module -> the test files whose tests may kill its mutants.
+TARGETS: dict[str, tuple[str, ...]] = {
+    "akool_flows/batch/ledger.py": _MONEY,
+    "akool_flows/batch/budget.py": _MONEY,
+    "akool_flows/batch/outcomes.py": _MONEY,
+    "akool_flows/batch/engine.py": _ENGINE,
+    "akool_flows/batch/reconcile.py": _ENGINE,
+    "akool_flows/api/errors.py": _ERRORS,
+}
+#: Tests that run the money code in other processes (the CLI): an in-memory mutant is invisible
+#: there, so they only cost time.
+SUBPROCESS_TESTS = ("test_three_runs_starting_at_once_on_a_new_ledger",
+                    "test_paused_run_past_its_lease_stops_and_nothing_is_paid_twice")
+#: Module-level names that are data for humans, not rules (the docs' message table, SQL schema).
+SKIP_NAMES = {"__all__", "ERROR_CODES", "_SCHEMA", "_COLUMNS", "log", "SCHEMA_VERSION"}
+#: A ledger state / outcome / failure action -> the state a plausible slip would write instead.
+STATE_SWAPS = {"pending": "uncertain", "intent": "pending", "uncertain": "pending", "submitted": "pending",
+               "timed_out": "completed", "completed": "failed", "failed": "completed", "cancelled": "failed",
+               "rejected": "failed", "retry": "give_up", "give_up": "retry", "final": "retry",
+               "stop_auth": "stop_quota", "stop_quota": "stop_auth"}
+_QUOTED_STATE = re.compile(r"'(%s)'" % "|".join(STATE_SWAPS))
+_CMP = {ast.Eq: [ast.NotEq], ast.NotEq: [ast.Eq], ast.Lt: [ast.GtE, ast.LtE], ast.LtE: [ast.Gt, ast.Lt],
+        ast.Gt: [ast.LtE, ast.GtE], ast.GtE: [ast.Lt, ast.Gt], ast.In: [ast.NotIn], ast.NotIn: [ast.In],
+        ast.Is: [ast.IsNot], ast.IsNot: [ast.Is]}
+_REMOVABLE = (ast.Expr, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Raise, ast.Continue, ast.Break, ast.Delete)
+
+
+@dataclass
+class Mutant:
+    id: str
+    path: str
+    index: int
+    line: int
+    op: str
+    before: str
+    after: str
+    #: "func" (patch the function ``qualname``), "class" / "module" (rebind ``names`` there).
+    scope: str = "module"
+    qualname: str = ""
+    names: list[str] = field(default_factory=list)
+    status: str = ""
+    seconds: float = 0.0
+    killed_by: str = ""
+
+
+# --- finding mutation sites -------------------------------------------------------------------
+
+class _Sites:
+    """Walks a module in a fixed order and numbers every mutation site; with ``apply`` set,
+    performs that one mutation on the tree it walks (so generating and applying never drift)."""
+
+    def __init__(self, apply: int | None = None) -> None:
+        self.apply, self.count, self.found = apply, 0, []
+        self.applied: tuple[ast.AST, ast.AST] | None = None
+
+    def site(self, op: str, node: ast.AST, scope: tuple, names: list[str], mutate) -> None:
+        if self.apply == self.count:
+            self.applied = (copy.deepcopy(node), mutate())
+        self.found.append((op, node.lineno, scope, names))
+        self.count += 1
+
+    def module(self, tree: ast.Module) -> None:
+        self.body(tree.body, (), in_def=False)
+
+    def body(self, stmts: list[ast.stmt], scope: tuple, in_def: bool) -> None:
+        for k, stmt in enumerate(stmts):
+            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
+                continue  # docstring
+            if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+                inner = (*scope, ("def", stmt.name))
+                for default in [*stmt.args.defaults, *filter(None, stmt.args.kw_defaults)]:
+                    self.expr(default, inner, [])
+                self.body(stmt.body, inner, in_def=True)
+            elif isinstance(stmt, ast.ClassDef):
+                self.body(stmt.body, (*scope, ("class", stmt.name)), in_def=in_def)
+            elif in_def:
+                self.statement(stmts, k, scope)
+            elif isinstance(stmt, ast.Assign | ast.AnnAssign) and stmt.value is not None:
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                names = [t.id for t in targets if isinstance(t, ast.Name)]
+                if names and not SKIP_NAMES.intersection(names):
+                    self.expr(stmt.value, scope, names)
+
+    def statement(self, stmts: list[ast.stmt], k: int, scope: tuple) -> None:
+        stmt = stmts[k]
+        if _is_log(stmt):
+            return
+        if isinstance(stmt, _REMOVABLE):
+            self.site("remove statement", stmt, scope, [], lambda: _replace(stmts, k, ast.Pass()))
+        if isinstance(stmt, ast.Return) and stmt.value is not None and not _is_none(stmt.value):
+            self.site("return None", stmt, scope, [], lambda: _replace(stmts, k, ast.Return(ast.Constant(None))))
+        if isinstance(stmt, ast.AugAssign) and isinstance(stmt.op, ast.Add | ast.Sub):
+            self.site("+= <-> -=", stmt, scope, [], lambda: _set(stmt, "op", ast.Sub() if isinstance(stmt.op, ast.Add)
+                                                                   else ast.Add()))
+        for name, value in ast.iter_fields(stmt):
+            if name in ("annotation", "returns", "type_comment"):
+                continue
+            if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
+                self.body(value, scope, in_def=True)
+            elif isinstance(value, list):
+                for v in value:
+                    if isinstance(v, ast.ExceptHandler):
+                        self.body(v.body, scope, in_def=True)
+                    elif isinstance(v, ast.withitem):
+                        self.expr(v.context_expr, scope, [])
+                    elif isinstance(v, ast.match_case):
+                        self.body(v.body, scope, in_def=True)
+                    elif isinstance(v, ast.expr):
+                        self.expr(v, scope, [])
+            elif isinstance(value, ast.expr):
+                self.expr(value, scope, [])
+
+    def expr(self, node: ast.expr, scope: tuple, names: list[str]) -> None:
+        if isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Call) and _is_log_call(node)):
+            return  # messages
+        if isinstance(node, ast.Compare):
+            for j, op in enumerate(node.ops):
+                for alt in _CMP.get(type(op), []):
+                    self.site(f"{type(op).__name__} -> {alt.__name__}", node, scope, names,
+                              lambda j=j, alt=alt: _set_item(node, node.ops, j, alt()))
+        elif isinstance(node, ast.BoolOp):
+            self.site("and <-> or", node, scope, names,
+                      lambda: _set(node, "op", ast.Or() if isinstance(node.op, ast.And) else ast.And()))
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            self.site("drop not", node, scope, names, lambda: _morph(node, node.operand))
+        elif (isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub)
+              and not any(isinstance(s, ast.JoinedStr) or (isinstance(s, ast.Constant) and isinstance(s.value, str))
+                          for s in (node.left, node.right))):
+            self.site("+ <-> -", node, scope, names,
+                      lambda: _set(node, "op", ast.Sub() if isinstance(node.op, ast.Add) else ast.Add()))
+        elif isinstance(node, ast.Constant):
+            self.constant(node, scope, names)
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.expr):
+                self.expr(child, scope, names)
+            elif isinstance(child, ast.comprehension):
+                for part in (child.iter, *child.ifs):
+                    self.expr(part, scope, names)
+            elif isinstance(child, ast.keyword):
+                self.expr(child.value, scope, names)
+
+    def constant(self, node: ast.Constant, scope: tuple, names: list[str]) -> None:
+        v = node.value
+        if isinstance(v, bool):
+            self.site(f"{v} -> {not v}", node, scope, names, lambda: _set(node, "value", not v))
+        elif isinstance(v, int | float):
+            for new in ([v + 1, 0] if v else [1]):
+                self.site(f"{v} -> {new}", node, scope, names, lambda new=new: _set(node, "value", type(v)(new)))
+        elif isinstance(v, str) and v in STATE_SWAPS:
+            self.site(f"'{v}' -> '{STATE_SWAPS[v]}'", node, scope, names,
+                      lambda: _set(node, "value", STATE_SWAPS[v]))
+        elif isinstance(v, str):
+            for m in _QUOTED_STATE.finditer(v):
+                new = f"{v[:m.start(1)]}{STATE_SWAPS[m.group(1)]}{v[m.end(1):]}"
+                self.site(f"SQL '{m.group(1)}' -> '{STATE_SWAPS[m.group(1)]}'", node, scope, names,
+                          lambda new=new: _set(node, "value", new))
+
+
+def _replace(stmts, k, new):
+    new = ast.copy_location(new, stmts[k])
+    stmts[k] = new
+    return new
+
+
+def _set(node, attr, value):
+    setattr(node, attr, value)
+    return node
+
+
+def _set_item(node, items, j, value):
+    items[j] = value
+    return node
+
+
+def _morph(node, into):
+    """Turn ``node`` into a copy of ``into`` in place (parents keep pointing at ``node``)."""
+    node.__class__ = into.__class__
+    for name in into._fields:
+        setattr(node, name, getattr(into, name))
+    return node
+
+
+def _is_none(node):
+    return isinstance(node, ast.Constant) and node.value is None
+
+
+def _is_log_call(node: ast.Call) -> bool:
+    f = node.func
+    return isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and f.value.id in ("log", "logging")
+
+
+def _is_log(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and _is_log_call(stmt.value)
+
+
+def _scope_of(scope: tuple, names: list[str]) -> tuple[str, str, list[str]]:
+    parts, kind = [], "module"
+    for what, name in scope:
+        parts.append(name)
+        if what == "def":
+            return "func", ".".join(parts), []
+        kind = "class"
+    return kind, ".".join(parts), names
+
+
+def mutated_code(path: str, index: int) -> tuple[types.CodeType, str, str]:
+    src = (ROOT / path).read_text()
+    tree = ast.parse(src)
+    sites = _Sites(apply=index)
+    sites.module(tree)
+    assert sites.applied is not None, f"{path} has no mutation site {index}"
+    before, after = sites.applied
+    return compile(ast.fix_missing_locations(tree), str(ROOT / path), "exec"), _text(before), _text(after)
+
+
+def _text(node: ast.AST) -> str:
+    return " ".join(ast.unparse(node).split())[:160]
+
+
+def generate(path: str) -> list[Mutant]:
+    tree = ast.parse((ROOT / path).read_text())
+    sites = _Sites()
+    sites.module(tree)
+    original = compile(tree, str(ROOT / path), "exec")
+    out = []
+    for index, (op, line, scope, names) in enumerate(sites.found):
+        code, before, after = mutated_code(path, index)
+        kind, qualname, names = _scope_of(scope, names)
+        if kind == "func" and _find_code(code, qualname) == _find_code(original, qualname):
+            continue  # compiles to the same bytecode: not a mutant
+        out.append(Mutant(f"{Path(path).stem}:{index}", path, index, line, op, before, after, kind, qualname, names))
+    return out
+
+
+def _find_code(code: types.CodeType, qualname: str) -> types.CodeType | None:
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            if const.co_qualname == qualname:
+                return const
+            found = _find_code(const, qualname)
+            if found is not None:
+                return found
+    return None
+
+
+# --- applying a mutant inside a forked child ----------------------------------------------------
+
+def _module_name(path: str) -> str:
+    return path.removesuffix(".py").replace("/", ".")
+
+
+def _raw(owner, name):
+    """The function object behind a module or class attribute (through property, static/class
+    method and functools.wraps decorators)."""
+    obj = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+    obj = getattr(obj, "fget", None) or getattr(obj, "__func__", None) or obj
+    while hasattr(obj, "__wrapped__"):
+        obj = obj.__wrapped__
+    return obj
+
+
+def _resolve(module, qualname: str):
+    parts = qualname.split(".")
+    owner = module
+    for p in parts[:-1]:
+        owner = getattr(owner, p)
+    return owner, parts[-1]
+
+
+_MISSING = object()
+
+
+def apply_mutant(m: Mutant) -> None:
+    live = importlib.import_module(_module_name(m.path))
+    code, _, _ = mutated_code(m.path, m.index)
+    fresh = types.ModuleType(live.__name__)
+    fresh.__file__ = live.__file__
+    exec(code, fresh.__dict__)  # noqa: S102 - our own module, mutated
+    if m.scope == "func":
+        old, new = _raw(*_resolve(live, m.qualname)), _raw(*_resolve(fresh, m.qualname))
+        old.__code__, old.__defaults__, old.__kwdefaults__ = new.__code__, new.__defaults__, new.__kwdefaults__
+        return
+    owner_live = _resolve(live, m.qualname + ".x")[0] if m.qualname else live
+    owner_new = _resolve(fresh, m.qualname + ".x")[0] if m.qualname else fresh
+    for name in m.names:
+        old_value, new_value = getattr(owner_live, name, None), getattr(owner_new, name, _MISSING)
+        if new_value is _MISSING:
+            continue  # a slots dataclass field: its default lives in __init__ (below)
+        setattr(owner_live, name, new_value)
+        if m.scope == "module":  # `from x import NAME` copies elsewhere
+            for mod in list(sys.modules.values()):
+                if getattr(mod, "__dict__", {}).get(name, object()) is old_value:
+                    setattr(mod, name, new_value)
+    init_new = getattr(owner_new, "__init__", None)
+    if m.scope == "class" and hasattr(owner_live, "__dataclass_fields__"):  # field defaults
+        owner_live.__init__.__defaults__ = init_new.__defaults__
+        owner_live.__init__.__kwdefaults__ = init_new.__kwdefaults__
+
+
+# --- running tests in forked children ------------------------------------------------------------
+
+PRELOAD = ("pandas", "httpx", "aiohttp", "pydantic", "pytest", "pytest_asyncio", "pytest_timeout", "hypothesis",
+           "akool_flows.api", "akool_flows.batch.engine", "akool_flows.batch.runner", "akool_flows.sandbox",
+           "akool_flows.webhook", "tests.conftest")
+
+
+class _Recorder:
+    """pytest plugin: per test, its duration, the target functions it ran (when tracing) and
+    whether it failed."""
+
+    def __init__(self, codes: dict[types.CodeType, str] | None) -> None:
+        self.current, self.hits, self.durations, self.failed = "", {}, {}, ""
+        if codes:
+            def hook(frame, event, arg):
+                where = codes.get(frame.f_code)
+                if where is not None:
+                    self.hits.setdefault(self.current, set()).add(where)
+            import threading
+
+            sys.settrace(hook)
+            threading.settrace(hook)
+
+    def pytest_runtest_logstart(self, nodeid, location):
+        self.current = nodeid
+
+    def pytest_runtest_logreport(self, report):
+        self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + report.duration
+        if report.failed and not self.failed:
+            self.failed = report.nodeid
+
+    def result(self) -> dict:
+        return {"durations": self.durations, "failed": self.failed,
+                "hits": {k: sorted(v) for k, v in self.hits.items()}}
+
+
+def _code_map(paths: list[str]) -> dict[types.CodeType, str]:
+    """Every code object of the target modules -> ``path::qualname`` of the function a mutant
+    would patch (nested functions and comprehensions count as their enclosing function)."""
+    out: dict[types.CodeType, str] = {}
+
+    def add(code, where):
+        out[code] = where
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                add(const, where)
+
+    for path in paths:
+        mod = importlib.import_module(_module_name(path))
+        for name, obj in vars(mod).items():
+            if getattr(obj, "__module__", None) != mod.__name__:
+                continue
+            if isinstance(obj, type):
+                for attr in list(vars(obj)):
+                    fn = _raw(obj, attr)
+                    if isinstance(fn, types.FunctionType):
+                        add(fn.__code__, f"{path}::{name}.{attr}")
+            elif isinstance(_raw(mod, name), types.FunctionType):
+                add(_raw(mod, name).__code__, f"{path}::{name}")
+    return out
+
+
+def _fork(pytest_args: list[str], mutant: Mutant | None, out: Path, codes=None) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    rc = 99
+    try:
+        os.setpgid(0, 0)
+        fd = os.open(out.with_suffix(".log"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        if mutant is not None:
+            apply_mutant(mutant)
+        import pytest
+
+        rec = _Recorder(codes)
+        rc = int(pytest.main(pytest_args, plugins=[rec]))
+        sys.settrace(None)
+        out.write_text(json.dumps(rec.result()))
+    except BaseException:  # noqa: BLE001 - reported through the exit code and the log
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+
+
+def _pytest_args(tests: list[str], tmp: Path) -> list[str]:
+    return [*tests, "-x", "-q", "-p", "no:cacheprovider", "-m", "not slow", "--basetemp", str(tmp),
+            "-k", " and ".join(f"not {t}" for t in SUBPROCESS_TESTS), "-W", "ignore"]
+
+
+def baseline(paths: list[str], work: Path) -> dict:
+    files = sorted({f for p in paths for f in TARGETS[p] if (ROOT / f).exists()}, key=lambda f: f.count("killer"))
+    out = work / "baseline.json"
+    t0 = time.monotonic()
+    pid = _fork(_pytest_args(files, work / "baseline-tmp"), None, out, codes=_code_map(paths))
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"the unmutated baseline fails: see {out.with_suffix('.log')}")
+    data = json.loads(out.read_text())
+    print(f"baseline: {len(data['durations'])} tests in {time.monotonic() - t0:.0f}s (traced)", flush=True)
+    return data
+
+
+def tests_for(m: Mutant, base: dict) -> list[str]:
+    files = TARGETS[m.path]
+    want = f"{m.path}::{m.qualname}" if m.scope == "func" else f"{m.path}::"
+    chosen = [t for t, hit in base["hits"].items()
+              if t.split("::")[0] in files and any(h == want or (m.scope != "func" and h.startswith(want))
+                                                   for h in hit)]
+    return sorted(chosen, key=lambda t: base["durations"].get(t, 1.0))
+
+
+def run(mutants: list[Mutant], base: dict, work: Path, jobs: int) -> None:
+    queue, running, done = list(mutants), {}, 0
+    while queue or running:
+        while queue and len(running) < jobs:
+            m = queue.pop(0)
+            tests = tests_for(m, base)
+            if not tests:
+                m.status, m.killed_by = "survived", "(no test runs this code)"
+                done += 1
+                _progress(done, len(mutants), m)
+                continue
+            limit = 20 + 3 * sum(base["durations"].get(t, 1.0) for t in tests)
+            out = work / f"{m.id.replace(':', '-')}.json"
+            pid = _fork(_pytest_args(tests, work / f"tmp-{m.index}-{Path(m.path).stem}"), m, out)
+            running[pid] = (m, time.monotonic(), limit, out)
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            now = time.monotonic()
+            for cpid, (m, t0, limit, _) in running.items():
+                if now - t0 > limit:
+                    with _suppress():
+                        os.killpg(cpid, signal.SIGKILL)
+                    m.status = "timeout"
+            time.sleep(0.05)
+            continue
+        m, t0, _, out = running.pop(pid)
+        m.seconds = round(time.monotonic() - t0, 1)
+        code = os.waitstatus_to_exitcode(status)
+        if m.status != "timeout":
+            m.status = {0: "survived", 1: "killed", 2: "killed"}.get(code, "killed" if code < 0 else "error")
+        if out.exists():
+            m.killed_by = json.loads(out.read_text())["failed"]
+            out.unlink()
+        if m.status != "error":
+            out.with_suffix(".log").unlink(missing_ok=True)
+        shutil.rmtree(work / f"tmp-{m.index}-{Path(m.path).stem}", ignore_errors=True)
+        done += 1
+        _progress(done, len(mutants), m)
+
+
+class _suppress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return exc[0] is not None and issubclass(exc[0], ProcessLookupError)
+
+
+def _progress(done: int, total: int, m: Mutant) -> None:
+    detail = f" <- {m.killed_by}" if m.status == "killed" else ""
+    if m.status in ("survived", "error"):
+        detail = f"\n        {m.path}:{m.line} {m.op}: {m.before}  =>  {m.after} {m.killed_by}"
+    print(f"[{done:4}/{total}] {m.status:8} {m.id:16} {m.seconds:5.1f}s{detail}", flush=True)
+
+
+def summary(mutants: list[Mutant]) -> float:
+    print(f"\n{'module':32} {'mutants':>7} {'killed':>7} {'timeout':>7} {'survived':>8} {'error':>5}  score")
+    rows = {}
+    for m in mutants:
+        rows.setdefault(m.path, []).append(m.status)
+    rows["total"] = [m.status for m in mutants]
+    for path, st in rows.items():
+        caught = st.count("killed") + st.count("timeout")
+        print(f"{path:32} {len(st):7} {st.count('killed'):7} {st.count('timeout'):7} {st.count('survived'):8} "
+              f"{st.count('error'):5}  {100 * caught / max(1, len(st)):5.1f}%")
+    st = rows["total"]
+    return 100 * (st.count("killed") + st.count("timeout")) / max(1, len(st))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--module", action="append", help="only target modules whose path contains this")
+    ap.add_argument("--jobs", type=int, default=1, help="mutants tested at once (default 1: the machine is shared)")
+    ap.add_argument("--json", help="write every mutant and its fate here")
+    ap.add_argument("--rerun", help="only the mutants that survived in this earlier --json report")
+    ap.add_argument("--only", action="append", help="only this mutant id (e.g. ledger:12)")
+    ap.add_argument("--list", action="store_true", help="list the mutants, run nothing")
+    ap.add_argument("--min-score", type=float, default=0.0, help="exit 1 below this score (percent)")
+    args = ap.parse_args(argv)
+    os.chdir(ROOT)
+    sys.path.insert(0, str(ROOT))
+    paths = [p for p in TARGETS if not args.module or any(s in p for s in args.module)]
+    mutants = [m for p in paths for m in generate(p)]
+    if args.only:
+        mutants = [m for m in mutants if m.id in args.only]
+    if args.rerun:
+        old = {d["id"]: d for d in json.loads(Path(args.rerun).read_text())["mutants"]}
+        mutants = [m for m in mutants if m.id not in old or old[m.id]["status"] in ("survived", "error")
+                   or (old[m.id]["before"], old[m.id]["after"]) != (m.before, m.after)]
+    if args.list:
+        for m in mutants:
+            print(f"{m.id:16} {m.path}:{m.line} [{m.scope} {m.qualname}] {m.op}: {m.before}  =>  {m.after}")
+        print(f"{len(mutants)} mutants")
+        return 0
+    for name in PRELOAD:
+        importlib.import_module(name)
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
+        work = Path(tmp)
+        base = baseline(sorted({m.path for m in mutants}), work)
+        run(mutants, base, work, args.jobs)
+    score = summary(mutants)
+    print(f"\nscore: {score:.1f}% of {len(mutants)} mutants caught in {time.monotonic() - t0:.0f}s")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"score": score, "mutants": [asdict(m) for m in mutants]}, indent=1))
+    return 0 if score >= args.min_score else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
