@@ -89,6 +89,8 @@ class Mutant:
     scope: str = "module"
     qualname: str = ""
     names: list[str] = field(default_factory=list)
+    #: For module/class constants: the functions that read them (None: any test of the module).
+    users: list[str] | None = None
     status: str = ""
     seconds: float = 0.0
     killed_by: str = ""
@@ -273,13 +275,38 @@ def generate(path: str) -> list[Mutant]:
     sites = _Sites()
     sites.module(tree)
     original = compile(tree, str(ROOT / path), "exec")
+    readers = _readers(tree)
     out = []
     for index, (op, line, scope, names) in enumerate(sites.found):
         code, before, after = mutated_code(path, index)
         kind, qualname, names = _scope_of(scope, names)
         if kind == "func" and _find_code(code, qualname) == _find_code(original, qualname):
             continue  # compiles to the same bytecode: not a mutant
-        out.append(Mutant(f"{Path(path).stem}:{index}", path, index, line, op, before, after, kind, qualname, names))
+        m = Mutant(f"{Path(path).stem}:{index}", path, index, line, op, before, after, kind, qualname, names)
+        if kind == "module" and names and not any(n in _EXPORTED for n in names):
+            m.users = sorted({f for n in names for f in readers.get(n, ())})
+        out.append(m)
+    return out
+
+
+#: Module constants other modules import (a mutant there reaches code outside its module).
+_EXPORTED = {"MAX_REFUSALS", "MAX_MISSES", "ERROR_CODES"}
+
+
+def _readers(tree: ast.Module) -> dict[str, set[str]]:
+    """Module-level name -> qualnames of the functions (methods) of this module that read it."""
+    out: dict[str, set[str]] = {}
+
+    def visit(body, prefix):
+        for stmt in body:
+            if isinstance(stmt, ast.ClassDef):
+                visit(stmt.body, f"{prefix}{stmt.name}.")
+            elif isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+                for node in ast.walk(stmt):
+                    if isinstance(node, ast.Name):
+                        out.setdefault(node.id, set()).add(prefix + stmt.name)
+
+    visit(tree.body, "")
     return out
 
 
@@ -458,15 +485,30 @@ def baseline(paths: list[str], work: Path) -> dict:
 
 def tests_for(m: Mutant, base: dict) -> list[str]:
     files = TARGETS[m.path]
-    want = f"{m.path}::{m.qualname}" if m.scope == "func" else f"{m.path}::"
-    chosen = [t for t, hit in base["hits"].items()
-              if t.split("::")[0] in files and any(h == want or (m.scope != "func" and h.startswith(want))
-                                                   for h in hit)]
+    if m.scope == "func":
+        wanted = {f"{m.path}::{m.qualname}"}.__contains__
+    elif m.users is not None:
+        wanted = {f"{m.path}::{u}" for u in m.users}.__contains__
+    else:
+        wanted = lambda hit: hit.startswith(f"{m.path}::")  # noqa: E731
+    chosen = [t for t, hit in base["hits"].items() if t.split("::")[0] in files and any(map(wanted, hit))]
     return sorted(chosen, key=lambda t: base["durations"].get(t, 1.0))
 
 
 def run(mutants: list[Mutant], base: dict, work: Path, jobs: int) -> None:
-    queue, running, done = list(mutants), {}, 0
+    running: dict[int, tuple] = {}
+    try:
+        _loop(mutants, base, work, jobs, running)
+    finally:  # interrupted: no child (nor its sandbox threads or subprocesses) outlives the run
+        for pid in running:
+            with _suppress():
+                os.killpg(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+
+
+def _loop(mutants: list[Mutant], base: dict, work: Path, jobs: int, running: dict[int, tuple]) -> None:
+    queue, done = list(mutants), 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     while queue or running:
         while queue and len(running) < jobs:
             m = queue.pop(0)
@@ -510,7 +552,7 @@ class _suppress:
         return self
 
     def __exit__(self, *exc):
-        return exc[0] is not None and issubclass(exc[0], ProcessLookupError)
+        return exc[0] is not None and issubclass(exc[0], ProcessLookupError | ChildProcessError)
 
 
 def _progress(done: int, total: int, m: Mutant) -> None:
