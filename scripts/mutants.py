@@ -46,7 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 _KILLERS = ("tests/batch/test_mutant_killers.py",)
 _MONEY = (*_KILLERS, "tests/batch/test_money_units.py", "tests/batch/test_money_holes.py")
-_ENGINE = (*_MONEY, "tests/batch/test_engine.py", "tests/batch/test_faults.py")
+_ENGINE = (*_MONEY, "tests/batch/test_engine.py", "tests/batch/test_faults.py", "tests/batch/test_submit_only.py",
+           "tests/batch/test_artifacts.py", "tests/batch/test_webhooks.py")
 _ERRORS = ("tests/api/test_error_mutants.py", "tests/api/test_errors.py", "tests/api/test_garbled_answers.py",
            "tests/batch/test_money_units.py")
 #: Target module -> the test files whose tests may kill its mutants.

@@ -368,3 +368,87 @@ def test_refused_creates_are_retried_exactly_three_times_with_growing_waits():
         waits = [refusal_backoff(n) for _ in range(300)]
         assert low <= min(waits) and max(waits) <= high, (n, min(waits), max(waits))
         assert max(waits) > high - (high - low) / 4 and min(waits) < low + (high - low) / 4
+
+
+# --- the engine against the sandbox ----------------------------------------------------------------
+
+def _engine_tools():
+    from akool_flows.batch import run_batch
+
+    from .conftest import MOD, make_client, texts
+
+    return run_batch, MOD, make_client, texts
+
+
+def test_a_job_akool_does_not_know_fails_after_exactly_three_polls(sandbox, ledger_path):
+    run_batch, MOD, make_client, texts = _engine_tools()
+    c = make_client(sandbox, sync=True)
+    first = run_batch(texts(1), "moderation", client=c, ledger=ledger_path, batch_id="b", wait=False, **MOD)
+    assert first.summary["counts"]["submitted"] == 1
+    led = Ledger(ledger_path)
+    led.conn.execute("UPDATE jobs SET job_id='ghost-1' WHERE batch_id='b'")
+    polls = sandbox.stats()["polls"]
+    r = run_batch(texts(1), "moderation", client=c, ledger=ledger_path, batch_id="b", poll_interval=0.05,
+                  job_timeout=5, **MOD)
+    row = r.results.iloc[0]
+    assert (row["outcome"], row["error_code"]) == ("failed", 1008)
+    assert "Akool does not know job ghost-1" in row["error_message"]
+    assert sandbox.stats()["polls"] - polls == 3  # one "not found" can be replica lag: three make it final
+    assert led.rows("b")[row["row_key"]].state == "failed"
+    assert r.summary["credits_already_paid"] == 0.0  # a job that never existed costs nothing
+    assert sandbox.create_count() == 1
+
+
+def test_a_rerun_counts_what_earlier_runs_spent_against_the_budget(sandbox, ledger_path):
+    run_batch, MOD, make_client, texts = _engine_tools()
+    c = make_client(sandbox, sync=True)
+    first = run_batch(texts(4), "moderation", client=c, ledger=ledger_path, batch_id="b", poll_interval=0.05, **MOD)
+    assert first.summary["credits"] == pytest.approx(0.4) and first.summary["credits_new"] == pytest.approx(0.4)
+    seen = []
+    r = run_batch(texts(7), "moderation", client=c, ledger=ledger_path, batch_id="b", poll_interval=0.05,
+                  budget_credits=0.6, concurrency=1, progress=seen.append, **MOD)
+    assert r.summary["credits_already_paid"] == pytest.approx(0.4)
+    assert r.summary["credits_new"] == pytest.approx(0.2) and r.summary["stopped_by"] == "budget"
+    assert list(r.results["outcome"]) == ["completed"] * 6 + ["cancelled"]
+    assert "would take spending past the budget" in r.results["error_message"].iloc[6]
+    assert sandbox.create_count() == 6
+    last = seen[-1]
+    assert (last.done, last.total, last.completed, last.cancelled, last.submitted, last.stopped_by) == (
+        True, 7, 6, 1, 6, "budget")
+    assert (last.credits, last.credits_new, last.credits_earlier) == (pytest.approx(0.6), pytest.approx(0.2),
+                                                                        pytest.approx(0.4))
+    assert Ledger(ledger_path).acquire("b") > 0  # the run released its lease on the way out
+
+
+def test_uncertain_rows_count_as_spent_and_are_resent_only_when_asked(sandbox, ledger_path):
+    run_batch, MOD, make_client, texts = _engine_tools()
+    c = make_client(sandbox, sync=True)
+    run_batch(texts(3), "moderation", client=c, ledger=ledger_path, batch_id="b", poll_interval=0.05, **MOD)
+    led = Ledger(ledger_path)
+    key = sorted(led.rows("b"))[0]
+    led.conn.execute("UPDATE jobs SET state='intent', job_id=NULL, credits=NULL WHERE row_key=?", (key,))
+    r = run_batch(texts(3), "moderation", client=c, ledger=ledger_path, batch_id="b", poll_interval=0.05, **MOD)
+    row = r.results.set_index("row_key").loc[key]
+    assert row["outcome"] == "uncertain" and "interrupted" in row["error_message"]
+    assert r.summary["credits_already_paid"] == pytest.approx(0.3)  # the lost create may have been charged
+    assert sandbox.create_count() == 3
+    again = run_batch(texts(3), "moderation", client=c, ledger=ledger_path, batch_id="b", poll_interval=0.05,
+                      resubmit_uncertain=True, **MOD)
+    row = again.results.set_index("row_key").loc[key]
+    assert row["outcome"] == "completed" and row["note"].startswith("resubmitted after an uncertain create")
+    assert sandbox.create_count() == 4
+    assert again.summary["credits_new"] == pytest.approx(0.1)
+
+
+def test_requests_per_second_spaces_out_the_calls_and_a_broken_progress_display_is_harmless(sandbox, ledger_path):
+    run_batch, MOD, make_client, texts = _engine_tools()
+    c = make_client(sandbox, sync=True)
+
+    def broken(p):
+        raise RuntimeError("display gone")
+
+    t0 = time.monotonic()
+    r = run_batch(texts(5), "moderation", client=c, ledger=ledger_path, poll_interval=0.05, concurrency=5,
+                  max_requests_per_second=10, progress=broken, **MOD)
+    assert r.summary["counts"]["completed"] == 5
+    assert time.monotonic() - t0 >= 0.4  # five creates at 10/s: the last leaves 0.4 s after the first
