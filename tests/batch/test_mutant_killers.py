@@ -170,6 +170,33 @@ def test_a_lease_is_taken_over_only_when_its_holder_is_dead_or_expired(path):
     assert a.acquire("x") == gen + 2
 
 
+def test_a_live_holder_is_left_alone_and_one_we_may_not_signal_counts_as_alive(path, monkeypatch):
+    a = Ledger(path)
+    _batch(a, "x")
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        a.conn.execute("UPDATE batches SET lease_owner='someone', lease_pid=? WHERE batch_id='x'", (holder.pid,))
+        with pytest.raises(BatchLockedError):
+            a.acquire("x")
+        assert holder.poll() is None  # asking whether it lives must not signal it
+    finally:
+        holder.kill()
+        holder.wait()
+
+    def not_ours(pid, sig):
+        raise PermissionError(pid)
+
+    monkeypatch.setattr("akool_flows.batch.ledger.os.kill", not_ours)  # another user's process
+    with pytest.raises(BatchLockedError):
+        a.acquire("x")
+
+
+def test_a_ledger_used_as_a_context_manager_is_closed_after(path):
+    with Ledger(path) as led:
+        assert led.exists
+    assert not led.exists
+
+
 def test_renew_extends_the_lease_and_release_without_generation_frees_it(path):
     a, b = Ledger(path), Ledger(path)
     gen = a.begin_batch("x", "moderation", KEYS, endpoint="E") or a.acquire("x", ttl=0.05)
