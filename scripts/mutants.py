@@ -543,9 +543,12 @@ def _loop(mutants: list[Mutant], base: dict, work: Path, jobs: int, running: dic
                 done += 1
                 _progress(done, len(mutants), m)
                 continue
-            limit = 20 + 3 * sum(base["durations"].get(t, 1.0) for t in tests)
+            took = [base["durations"].get(t, 1.0) for t in tests]
+            # A hung test fails on its own (pytest-timeout) well before the whole child is killed.
+            per_test = ["--timeout", str(int(15 + 4 * max(took)))]
+            limit = 30 + 2 * sum(took)
             out = work / f"{m.id.replace(':', '-')}.json"
-            pid = _fork(_pytest_args(tests, work / f"tmp-{m.index}-{Path(m.path).stem}"), m, out)
+            pid = _fork([*_pytest_args(tests, work / f"tmp-{m.index}-{Path(m.path).stem}"), *per_test], m, out)
             running[pid] = (m, time.monotonic(), limit, out)
         pid, status = os.waitpid(-1, os.WNOHANG)
         if pid == 0:
@@ -606,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--module", action="append", help="only target modules whose path contains this")
     ap.add_argument("--jobs", type=int, default=1, help="mutants tested at once (default 1: the machine is shared)")
     ap.add_argument("--json", help="write every mutant and its fate here")
-    ap.add_argument("--rerun", help="only the mutants that survived in this earlier --json report")
+    ap.add_argument("--rerun", action="append", help="only the mutants not killed in these earlier --json reports")
     ap.add_argument("--only", action="append", help="only this mutant id (e.g. ledger:12)")
     ap.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     ap.add_argument("--min-score", type=float, default=0.0, help="exit 1 below this score (percent)")
@@ -617,10 +620,13 @@ def main(argv: list[str] | None = None) -> int:
     mutants = [m for p in paths for m in generate(p)]
     if args.only:
         mutants = [m for m in mutants if m.id in args.only]
-    if args.rerun:
-        old = {d["id"]: d for d in json.loads(Path(args.rerun).read_text())["mutants"]}
-        mutants = [m for m in mutants if m.id not in old or old[m.id]["status"] in ("survived", "error")
-                   or (old[m.id]["before"], old[m.id]["after"]) != (m.before, m.after)]
+    kept: list[Mutant] = []
+    if args.rerun:  # tests only grow between the runs: a mutant killed then is killed now
+        old = {d["id"]: d for f in args.rerun for d in json.loads(Path(f).read_text())["mutants"]}
+        same = {m.id for m in mutants if m.id in old and old[m.id]["status"] in ("killed", "timeout")
+                and (old[m.id]["line"], old[m.id]["before"], old[m.id]["after"]) == (m.line, m.before, m.after)}
+        kept = [Mutant(**old[i]) for i in sorted(same)]
+        mutants = [m for m in mutants if m.id not in same]
     if args.list:
         for m in mutants:
             print(f"{m.id:16} {m.path}:{m.line} [{m.scope} {m.qualname}] {m.op}: {m.before}  =>  {m.after}")
@@ -632,6 +638,9 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         base = baseline(sorted({m.path for m in mutants}), work)
         run(mutants, base, work, args.jobs)
+    if kept:
+        print(f"\n{len(mutants)} mutants run now, {len(kept)} killed in {', '.join(args.rerun)} kept as they were")
+    mutants = sorted([*kept, *mutants], key=lambda m: (list(TARGETS).index(m.path), m.index))
     score = summary(mutants)
     print(f"\nscore: {score:.1f}% of {len(mutants)} mutants caught in {time.monotonic() - t0:.0f}s")
     if args.json:

@@ -230,6 +230,7 @@ def test_a_claim_records_a_fresh_intent(path):
         "intent", 2, 7.0, None, None, None)
     led.mark_pending("a", "k2")
     led.mark_intent("a", "k2", 8.0)
+    assert led.rows("a")["k2"].state == "intent"
     led.mark_uncertain("a", "k2", 7, "timeout")
     row = led.rows("a")["k2"]
     assert (row.state, row.attempts, row.attempt_at, row.error_code, row.error_message) == (
