@@ -480,3 +480,37 @@ def test_requests_per_second_spaces_out_the_calls_and_a_broken_progress_display_
                   max_requests_per_second=10, progress=broken, **MOD)
     assert r.summary["counts"]["completed"] == 5
     assert time.monotonic() - t0 >= 0.4  # five creates at 10/s: the last leaves 0.4 s after the first
+
+
+def test_a_rerun_reports_every_finished_row_exactly_as_the_run_that_saw_it(sandbox, ledger_path):
+    import pandas as pd
+
+    run_batch, MOD, make_client, _ = _engine_tools()
+    c = make_client(sandbox, sync=True)
+    df = pd.DataFrame({"text": ["Have a nice day", "I will kill you", "", "sandbox-fail this one"]})
+    first = run_batch(df, "moderation", client=c, ledger=ledger_path, batch_id="b", poll_interval=0.05, **MOD)
+    assert list(first.results["outcome"]) == ["completed", "completed", "rejected", "failed"]
+    seen = []
+    again = run_batch(df, "moderation", client=c, ledger=ledger_path, batch_id="b", poll_interval=0.05,
+                      progress=seen.append, **MOD)
+    cols = ["row_key", "outcome", "job_id", "status_code", "result_url", "conclusion", "detail", "credits",
+            "duration", "error_code", "error_message", "attempt_at", "submitted_at", "finished_at", "note"]
+    pd.testing.assert_frame_equal(again.results[cols], first.results[cols])
+    assert list(again.results["paid_in"][[0, 1, 3]]) == ["earlier run"] * 3
+    assert list(first.results["paid_in"][[0, 1, 3]]) == ["this run"] * 3
+    assert again.summary["credits_new"] == 0.0
+    assert again.summary["credits_already_paid"] == pytest.approx(first.summary["credits"])
+    assert (seen[-1].submitted, seen[-1].completed, seen[-1].failed, seen[-1].rejected) == (3, 2, 1, 1)
+    assert sandbox.create_count() == 3
+
+
+def test_a_submit_only_rerun_neither_creates_nor_waits(sandbox, ledger_path):
+    run_batch, MOD, make_client, texts = _engine_tools()
+    sandbox.configure(job_seconds=30)
+    c = make_client(sandbox, sync=True)
+    first = run_batch(texts(3), "moderation", client=c, ledger=ledger_path, batch_id="b", wait=False, **MOD)
+    again = run_batch(texts(3), "moderation", client=c, ledger=ledger_path, batch_id="b", wait=False, **MOD)
+    assert list(again.results["outcome"]) == ["submitted"] * 3
+    assert list(again.results["job_id"]) == list(first.results["job_id"])
+    assert again.summary["credits_already_paid"] == pytest.approx(0.3) and again.summary["credits_new"] == 0.0
+    assert sandbox.create_count() == 3
