@@ -612,8 +612,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rerun", action="append", help="only the mutants not killed in these earlier --json reports")
     ap.add_argument("--only", action="append", help="only this mutant id (e.g. ledger:12)")
     ap.add_argument("--list", action="store_true", help="list the mutants, run nothing")
+    ap.add_argument("--check", metavar="ID", help="apply this one mutant here and run pytest with the rest of "
+                    "the arguments (e.g. --check ledger:12 tests/batch/test_mutant_killers.py -k claim)")
     ap.add_argument("--min-score", type=float, default=0.0, help="exit 1 below this score (percent)")
-    args = ap.parse_args(argv)
+    args, rest = ap.parse_known_args(argv)
     os.chdir(ROOT)
     sys.path.insert(0, str(ROOT))
     paths = [p for p in TARGETS if not args.module or any(s in p for s in args.module)]
@@ -627,6 +629,13 @@ def main(argv: list[str] | None = None) -> int:
                 and (old[m.id]["line"], old[m.id]["before"], old[m.id]["after"]) == (m.line, m.before, m.after)}
         kept = [Mutant(**old[i]) for i in sorted(same)]
         mutants = [m for m in mutants if m.id not in same]
+    if args.check:
+        import pytest
+
+        (m,) = [m for m in mutants if m.id == args.check]
+        print(f"{m.path}:{m.line} {m.op}: {m.before}  =>  {m.after}", flush=True)
+        apply_mutant(m)
+        return 0 if pytest.main(["-x", "-q", "-p", "no:cacheprovider", *rest]) == 1 else 1  # 0: killed
     if args.list:
         for m in mutants:
             print(f"{m.id:16} {m.path}:{m.line} [{m.scope} {m.qualname}] {m.op}: {m.before}  =>  {m.after}")

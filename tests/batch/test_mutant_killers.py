@@ -514,3 +514,19 @@ def test_a_submit_only_rerun_neither_creates_nor_waits(sandbox, ledger_path):
     assert list(again.results["job_id"]) == list(first.results["job_id"])
     assert again.summary["credits_already_paid"] == pytest.approx(0.3) and again.summary["credits_new"] == 0.0
     assert sandbox.create_count() == 3
+
+
+@pytest.mark.parametrize(("state", "outcome"), [("completed", "completed"), ("submitted", "completed"),
+                                                ("timed_out", "completed"), ("uncertain", "uncertain")])
+def test_reusing_another_batchs_jobs_takes_no_budget(sandbox, ledger_path, state, outcome):
+    """Rows another batch already holds are adopted before any budget check: they cost nothing new,
+    so even a budget smaller than one row lets them through."""
+    run_batch, MOD, make_client, texts = _engine_tools()
+    c = make_client(sandbox, sync=True)
+    run_batch(texts(3), "moderation", client=c, ledger=ledger_path, batch_id="a", wait=False, **MOD)
+    Ledger(ledger_path).conn.execute("UPDATE jobs SET state=? WHERE batch_id='a'", (state,))
+    r = run_batch(texts(3), "moderation", client=c, ledger=ledger_path, batch_id="b", budget_credits=0.05,
+                  poll_interval=0.05, **MOD)
+    assert list(r.results["outcome"]) == [outcome] * 3 and r.summary["stopped_by"] is None
+    assert r.results["note"].str.contains("same request as batch a").all()
+    assert sandbox.create_count() == 3
