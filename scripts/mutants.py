@@ -611,6 +611,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write every mutant and its fate here")
     ap.add_argument("--rerun", action="append", help="only the mutants not killed in these earlier --json reports")
     ap.add_argument("--only", action="append", help="only this mutant id (e.g. ledger:12)")
+    ap.add_argument("--sample", type=int, default=1, metavar="N", help="only every N-th mutant (a quick estimate)")
     ap.add_argument("--list", action="store_true", help="list the mutants, run nothing")
     ap.add_argument("--check", metavar="ID", help="apply this one mutant here and run pytest with the rest of "
                     "the arguments (e.g. --check ledger:12 tests/batch/test_mutant_killers.py -k claim)")
@@ -622,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     mutants = [m for p in paths for m in generate(p)]
     if args.only:
         mutants = [m for m in mutants if m.id in args.only]
+    mutants = [m for m in mutants if m.index % args.sample == 0]
     kept: list[Mutant] = []
     if args.rerun:  # tests only grow between the runs: a mutant killed then is killed now
         old = {d["id"]: d for f in args.rerun for d in json.loads(Path(f).read_text())["mutants"]}

@@ -530,3 +530,17 @@ def test_reusing_another_batchs_jobs_takes_no_budget(sandbox, ledger_path, state
     assert list(r.results["outcome"]) == [outcome] * 3 and r.summary["stopped_by"] is None
     assert r.results["note"].str.contains("same request as batch a").all()
     assert sandbox.create_count() == 3
+
+
+def test_a_duplicate_row_mirrors_its_original_and_an_invalid_row_says_why(sandbox, ledger_path):
+    import pandas as pd
+
+    run_batch, MOD, make_client, _ = _engine_tools()
+    c = make_client(sandbox, sync=True)
+    df = pd.DataFrame({"text": ["Have a nice day", "", "Have a nice day"]})
+    r = run_batch(df, "moderation", client=c, ledger=ledger_path, poll_interval=0.05, **MOD)
+    res = r.results
+    assert list(res["outcome"]) == ["completed", "rejected", "completed"]
+    assert res.loc[1, "error_message"] == "moderation: content: required field is missing"
+    assert res.loc[2, ["error_code", "error_message"]].isna().all() and res.loc[2, "job_id"] == res.loc[0, "job_id"]
+    assert r.summary["counts"]["rejected"] == 1 and r.summary["counts"]["completed"] == 2
