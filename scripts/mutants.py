@@ -478,7 +478,8 @@ def baseline(paths: list[str], work: Path) -> dict:
     pid = _fork(_pytest_args(files, work / "baseline-tmp"), None, out, codes=_code_map(paths))
     _, status = os.waitpid(pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"the unmutated baseline fails: see {out.with_suffix('.log')}")
+        print(out.with_suffix(".log").read_text()[-4000:])
+        sys.exit("the unmutated baseline fails (its log is above): fix the tests first")
     data = json.loads(out.read_text())
     print(f"baseline: {len(data['durations'])} tests in {time.monotonic() - t0:.0f}s (traced)", flush=True)
     return data
