@@ -6,7 +6,7 @@ UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast install bench airflow clean
+.PHONY: demo test test-fast install bench airflow clean mutants
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ test: $(STAMP)
 # The same suite without the slow real-component tests (Airflow CLI, browser).
 test-fast: $(STAMP)
 	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
+
+# Mutation testing of the money code (long: not part of `make test`); tests/README.md has the score.
+MUTANTS_ARGS ?= --jobs 2
+mutants: $(STAMP)
+	$(PY) scripts/mutants.py $(MUTANTS_ARGS)
 
 # Local Airflow 3 + the Akool sandbox + example DAGs: http://127.0.0.1:8080 (Ctrl-C stops it).
 airflow: $(STAMP)
