@@ -316,7 +316,8 @@ class AkoolJobOperator(BaseOperator):
         while True:
             if store is not None:
                 st = JobStatus.from_event(self.kind, store.latest(job.job_id))
-                if st is not None:
+                # An event says when; what it lacks (verdict, credits) comes from the status call below.
+                if st is not None and not get_kind(self.kind).missing_after_event(st):
                     return st
             try:
                 last = client.status(self.kind, job.job_id)

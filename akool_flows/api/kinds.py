@@ -72,6 +72,11 @@ class JobKind:
     #: for jobs whose useful life is while they run (a live session is for streaming: the
     #: caller wants its id at once, not its end).
     waits_by_default: bool = True
+    #: `JobStatus` fields a webhook event does not carry for this kind. Akool's callback body is
+    #: only ``_id``, ``status``, ``type`` and ``url`` (docs, "Webhook"), so a job completed by
+    #: webhook needs one status call for these; listed per kind so every waiter (batch engine,
+    #: trigger, operator, sensor) asks the same question.
+    event_lacks: tuple[str, ...] = ("credits",)
 
     # -- derived ---------------------------------------------------------------------------
 
@@ -106,6 +111,16 @@ class JobKind:
 
     def build_body(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         return m.dump_request(self.validate(fields))
+
+    def missing_after_event(self, status: Any) -> tuple[str, ...]:
+        """What a terminal status read from a webhook event still lacks (empty: nothing, no
+        status call needed). A failed job's event lacks Akool's code and message."""
+        if getattr(status, "state", None) == "failed":
+            return () if getattr(status, "error_code", None) is not None else ("error_code",)
+        missing = [f for f in self.event_lacks if getattr(status, f, None) is None]
+        if self.result_fields and not getattr(status, "result_urls", ()):
+            missing.append("result_urls")
+        return tuple(missing)
 
     def estimate_credits(self, fields: Mapping[str, Any], *, duration_seconds: float | None = None) -> float | None:
         """Credits the job will cost when the docs publish a price; None when unknown."""
@@ -263,7 +278,7 @@ KINDS: dict[str, JobKind] = {k.name: k for k in (
             status_path=f"{V3}/content/analysis/infobyid", status_id_param="_id",
             status_fields=("status",), result_fields=(), webhook_type="moderation",
             result_media="text", credit_fields=("deduction_credit",), verdict_field="conclusion",
-            price=_moderation_price,
+            price=_moderation_price, event_lacks=("conclusion", "credits"),
             example={"content": "Have a great day, everyone!", "type": 4, "language": "en"}),
     JobKind("lipsync", "Lip sync", "Sync a video's lips to an audio track.",
             f"{V3}/content/video/lipsync", m.LipsyncRequest, webhook_type="lipsync", **_VIDEO_STATUS,

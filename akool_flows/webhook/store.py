@@ -103,6 +103,8 @@ class WebhookEventStore:
             raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval!r}")
         self.poll_interval = float(poll_interval)
         self._engine = self._make_engine(url, dict(engine_kwargs or {}))
+        # SQLite caps bound parameters; a server takes one IN (...) for a whole triggerer's ids.
+        self._chunk = _IN_CHUNK if self._engine.dialect.name == "sqlite" else 20_000
         _metadata.create_all(self._engine)
         # job_id -> set of (loop, future) waiting for that job's terminal event.
         self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Future]]] = {}
@@ -322,7 +324,7 @@ class WebhookEventStore:
         ids = list(dict.fromkeys(job_ids))
         best: dict[str, tuple[tuple[int, int], str]] = {}
         with self._engine.connect() as conn:
-            for chunk in _chunks(ids):
+            for chunk in _chunks(ids, self._chunk):
                 query = sa.select(
                     events_table.c.id,
                     events_table.c.job_id,

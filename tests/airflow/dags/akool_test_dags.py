@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 
-from akool_flows.airflow.operators import AkoolTalkingPhotoOperator, AkoolTtsOperator
+from akool_flows.airflow.operators import AkoolModerationOperator, AkoolTalkingPhotoOperator, AkoolTtsOperator
 from akool_flows.airflow.sensors import AkoolJobSensor
 
 PHOTO = "https://example.com/portrait.jpg"
@@ -50,3 +50,10 @@ with DAG(dag_id="akool_test_job_fails", schedule=None, start_date=datetime(2026,
 with DAG(dag_id="akool_test_webhook", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
     AkoolTalkingPhotoOperator(task_id="animate", talking_photo_url=PHOTO, audio_url=AUDIO, deferrable=True,
                               poll_interval=30, timeout=timedelta(seconds=25))
+
+# A verdict completed by webhook: Akool's callback carries no conclusion and no credits, so the
+# poll interval is far longer than the job and only the status call made on the callback can
+# fill them in time.
+with DAG(dag_id="akool_test_webhook_moderation", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    AkoolModerationOperator(task_id="moderate", content="Have a great day, everyone!", type=4, language="en",
+                            deferrable=True, poll_interval=30, timeout=timedelta(seconds=25))
