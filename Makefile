@@ -28,6 +28,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/ensure-chromium.sh || true
+	bash scripts/services.sh ensure || true  # postgres + redis for the distributed-Airflow tests
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The same suite without the slow real-component tests (Airflow CLI, browser).

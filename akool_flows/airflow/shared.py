@@ -24,6 +24,7 @@ __all__ = ["STORE_POOL", "shared_poller", "shared_store"]
 #: Connection pool of the triggerer's shared event store (server databases): the watcher holds
 #: one connection at a time; the rest absorbs big-batch triggers reading directly.
 STORE_POOL = {"pool_size": 2, "max_overflow": 2, "pool_pre_ping": True, "pool_recycle": 1800}
+STORE_APPLICATION_NAME = "akool-triggerer-store"
 #: Seconds between the shared watcher's reads of all watched ids.
 STORE_CHECK_INTERVAL = 0.5
 
@@ -88,7 +89,11 @@ async def shared_store(url: str) -> AsyncIterator[Any]:
 
         from akool_flows.webhook.store import WebhookEventStore
 
-        kwargs = {} if sa.make_url(url).get_backend_name() == "sqlite" else dict(STORE_POOL)
+        backend = sa.make_url(url).get_backend_name()
+        kwargs: dict[str, Any] = {} if backend == "sqlite" else dict(STORE_POOL)
+        if backend == "postgresql":
+            # Named in pg_stat_activity, so an operator can see what the triggerer holds.
+            kwargs["connect_args"] = {"application_name": STORE_APPLICATION_NAME}
         store = await asyncio.to_thread(WebhookEventStore, url, poll_interval=STORE_CHECK_INTERVAL,
                                         engine_kwargs=kwargs)
         return _Entry(store, lambda: asyncio.to_thread(store.close))
