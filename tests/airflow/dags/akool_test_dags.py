@@ -57,3 +57,10 @@ with DAG(dag_id="akool_test_webhook", schedule=None, start_date=datetime(2026, 1
 with DAG(dag_id="akool_test_webhook_moderation", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
     AkoolModerationOperator(task_id="moderate", content="Have a great day, everyone!", type=4, language="en",
                             deferrable=True, poll_interval=30, timeout=timedelta(seconds=25))
+
+# Killed while the token exchange is in flight (the sandbox delays getToken): the intent is
+# recorded but the create request never left the worker. The retry must submit by itself.
+with DAG(dag_id="akool_test_killed_before_sending", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    AkoolTtsOperator(
+        task_id="speak", input_text="Hello there", voice_id="LcfcDJNUP1GQjkzn1xUU", deferrable=False,
+        poll_interval=0.2, execution_timeout=timedelta(seconds=1), retries=1, retry_delay=timedelta(seconds=0.5))
