@@ -6,7 +6,7 @@ UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast install bench airflow clean
+.PHONY: demo test test-fast install bench airflow airflow-celery clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test-fast: $(STAMP)
 # Local Airflow 3 + the Akool sandbox + example DAGs: http://127.0.0.1:8080 (Ctrl-C stops it).
 airflow: $(STAMP)
 	bash scripts/airflow-dev.sh
+
+# The distributed setup: Postgres + Redis (installed with apt if missing), API server, scheduler,
+# triggerer, two Celery workers, DAG processor and the sandbox. See dags/README.md.
+airflow-celery: $(STAMP)
+	bash scripts/airflow-celery.sh
 
 # Benchmarks print their figures; bench/README.md records them with the commands.
 bench: $(STAMP)

@@ -48,7 +48,9 @@ start() {
     install -m 600 "$dir/pg.password" "$dir/pg/pwfile"
     [[ "$(id -u)" == 0 ]] && chown -R postgres "$dir/pg"
     as_pg "$bin/initdb" -D "$dir/pg/data" -U postgres --pwfile="$dir/pg/pwfile" \
-      --auth-local=scram-sha-256 --auth-host=scram-sha-256 -E UTF8 >"$dir/pg/initdb.log" 2>&1
+      --auth-local=scram-sha-256 --auth-host=scram-sha-256 -E UTF8 >"$dir/pg/initdb.log" 2>&1 \
+      || { echo "[services] initdb failed (the postgres user must be able to traverse $dir's parents):" >&2
+           cat "$dir/pg/initdb.log" >&2; exit 1; }
     rm -f "$dir/pg/pwfile"
   fi
   if ! as_pg "$bin/pg_ctl" -D "$dir/pg/data" status >/dev/null 2>&1; then

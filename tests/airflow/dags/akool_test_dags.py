@@ -64,3 +64,12 @@ with DAG(dag_id="akool_test_killed_before_sending", schedule=None, start_date=da
     AkoolTtsOperator(
         task_id="speak", input_text="Hello there", voice_id="LcfcDJNUP1GQjkzn1xUU", deferrable=False,
         poll_interval=0.2, execution_timeout=timedelta(seconds=1), retries=1, retry_delay=timedelta(seconds=0.5))
+
+# Many deferred tasks waiting on webhooks at once (the distributed-setup test): the poll
+# interval is far beyond the job time, so the callbacks finish them.
+with DAG(dag_id="akool_test_many_deferred", schedule=None, start_date=datetime(2026, 1, 1), catchup=False,
+         max_active_tasks=1000, params={"n": 500}):
+    AkoolModerationOperator.partial(task_id="moderate", type=4, language="en", deferrable=True, poll_interval=120,
+                                    timeout=timedelta(minutes=10), max_active_tis_per_dagrun=1000).expand(
+        content=[f"comment number {i}, have a nice day" for i in range(int(__import__("os").environ.get(
+            "AKOOL_TEST_DEFERRED_TASKS", "500")))])
