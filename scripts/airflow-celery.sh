@@ -47,21 +47,10 @@ export AIRFLOW__CELERY__BROKER_URL="$REDIS_URL"
 export AIRFLOW__CELERY__RESULT_BACKEND="db+${PG_URL}/airflow"
 export AIRFLOW__CELERY__WORKER_CONCURRENCY="$CONCURRENCY"
 export AIRFLOW__AKOOL__WEBHOOK_STORE_URL="$PG_URL/akool"
-export AIRFLOW__CORE__DAGS_FOLDER="${AIRFLOW__CORE__DAGS_FOLDER:-$REPO/dags}"
-export AIRFLOW__CORE__LOAD_EXAMPLES=False
-export AIRFLOW__CORE__AUTH_MANAGER=airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True
-export AIRFLOW__CORE__TEST_CONNECTION=Enabled
+airflow_env
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="${AKOOL_DAGS_PAUSED:-True}"
 export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-64}"
-export AIRFLOW__API__HOST=127.0.0.1
-export AIRFLOW__API__PORT="$PORT"
-export AIRFLOW__API__BASE_URL="http://127.0.0.1:$PORT"
-export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$PORT/execution/"
 export AIRFLOW__API_AUTH__JWT_SECRET="${AIRFLOW__API_AUTH__JWT_SECRET:-$(cat "$AIRFLOW_HOME/services/pg.password")-jwt}"
-export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="${AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL:-30}"
-export AKOOL_EXAMPLE_POLL_SECONDS="${AKOOL_EXAMPLE_POLL_SECONDS:-3}"
-export AKOOL_EXAMPLE_DATA_DIR="$AIRFLOW_HOME/akool-data"
 
 log "metadata DB (postgres) and the akool_default connection"
 airflow db migrate > "$LOG_DIR/db-migrate.log" 2>&1 || { tail -n 30 "$LOG_DIR/db-migrate.log" >&2; exit 1; }

@@ -28,25 +28,14 @@ mkdir -p "$LOG_DIR"
 . "$REPO/scripts/airflow-lib.sh"
 load_dev_secrets
 
-export AIRFLOW__CORE__DAGS_FOLDER="$REPO/dags"
+airflow_env
 export AIRFLOW__CORE__PLUGINS_FOLDER="$REPO/plugins"
-export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__EXECUTOR=LocalExecutor
-export AIRFLOW__CORE__AUTH_MANAGER=airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
-export AIRFLOW__CORE__TEST_CONNECTION=Enabled
 # Unpaused on arrival: akool_bulk_moderation picks up dropped files every 15 minutes and
 # akool_moderation_results_ready runs on its asset events without a click. The DAG processor
 # starts last, once the API server (which tasks report to) answers, so nothing fires early.
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True
-export AIRFLOW__API__HOST=127.0.0.1
-export AIRFLOW__API__PORT="$PORT"
-export AIRFLOW__API__BASE_URL="http://127.0.0.1:$PORT"
-export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$PORT/execution/"
-export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30
 export AIRFLOW__AKOOL__WEBHOOK_STORE_URL="sqlite:///$AIRFLOW_HOME/akool-webhooks.sqlite"
-export AKOOL_EXAMPLE_POLL_SECONDS="${AKOOL_EXAMPLE_POLL_SECONDS:-3}"
-export AKOOL_EXAMPLE_DATA_DIR="$AIRFLOW_HOME/akool-data"
 
 trap stop_parts EXIT
 trap 'exit 143' INT TERM

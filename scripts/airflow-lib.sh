@@ -103,3 +103,18 @@ start_sandbox() {
     --job-seconds "${AKOOL_SANDBOX_JOB_SECONDS:-8}"
   wait_http sandbox "http://127.0.0.1:$SANDBOX_PORT/_sandbox/health" 60
 }
+
+airflow_env() {  # what both setups share: local-only API server, every user admin, the example DAGs
+  export AIRFLOW__CORE__DAGS_FOLDER="${AIRFLOW__CORE__DAGS_FOLDER:-$REPO/dags}"
+  export AIRFLOW__CORE__LOAD_EXAMPLES=False
+  export AIRFLOW__CORE__AUTH_MANAGER=airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
+  export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True
+  export AIRFLOW__CORE__TEST_CONNECTION=Enabled
+  export AIRFLOW__API__HOST=127.0.0.1
+  export AIRFLOW__API__PORT="$PORT"
+  export AIRFLOW__API__BASE_URL="http://127.0.0.1:$PORT"
+  export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$PORT/execution/"
+  export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="${AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL:-30}"
+  export AKOOL_EXAMPLE_POLL_SECONDS="${AKOOL_EXAMPLE_POLL_SECONDS:-3}"
+  export AKOOL_EXAMPLE_DATA_DIR="$AIRFLOW_HOME/akool-data"
+}

@@ -7,6 +7,7 @@ deferred tasks exhausted Postgres. Shared, the loop holds one small pool and one
 from __future__ import annotations
 
 import asyncio
+import resource
 import threading
 import time
 
@@ -74,9 +75,11 @@ def test_500_deferred_tasks_share_one_small_pool_and_finish_by_webhook(airflow, 
         async def run_all():
             return await asyncio.wait_for(asyncio.gather(*(t.run().__anext__() for t in triggers)), 90)
 
-        started = time.monotonic()
+        started, cpu0 = time.monotonic(), time.thread_time()
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         events = asyncio.run(run_all())
-        elapsed = time.monotonic() - started
+        elapsed, loop_cpu = time.monotonic() - started, time.thread_time() - cpu0
+        rss_growth_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0
         sampler.stop.set()
         sampler.join(5)
     finally:
@@ -92,7 +95,8 @@ def test_500_deferred_tasks_share_one_small_pool_and_finish_by_webhook(airflow, 
     total_peak = max(s[1] for s in sampler.samples)
     print(f"\n{N} triggers on one loop: {elapsed:.1f}s; event store DB connections peak {store_peak} "
           f"(receiver + triggerer), all Postgres client connections peak {total_peak}; {polls} listbyids "
-          f"requests ({polls / N:.3f} per job); {len(sampler.samples)} samples")
+          f"requests ({polls / N:.3f} per job); event-loop CPU {loop_cpu * 1000 / N:.2f} ms per trigger; "
+          f"peak RSS growth {rss_growth_kib / N:.1f} KiB per trigger; {len(sampler.samples)} samples")
     # One pool of 2 (+2 overflow) for the whole triggerer, plus the receiver's: the old way held
     # one pool per trigger (500 > max_connections=100).
     assert 1 <= store_peak <= 8, sampler.samples
