@@ -402,3 +402,16 @@ def test_receiver_answers_503_until_configured(airflow, monkeypatch):
     assert answer.status_code == 503
     assert "Client Secret" in answer.json()["detail"] and "only-a-token" not in answer.text
     receiver._app, receiver._error = None, None
+
+
+def test_tasks_on_one_worker_share_the_token_exchange(airflow):
+    from akool_flows.airflow.operators import AkoolTtsOperator
+
+    sb = airflow
+    before = sb.stats()["requests_by_path"].get("/api/open/v3/getToken", 0)
+    for i in range(5):  # five mapped tasks run one after another by one worker process
+        op = AkoolTtsOperator(task_id=f"speak_{i}", input_text=f"Hello {i}", voice_id="LcfcDJNUP1GQjkzn1xUU",
+                              deferrable=False, poll_interval=0.1)
+        assert op.execute({})["state"] == "completed"
+    exchanges = sb.stats()["requests_by_path"].get("/api/open/v3/getToken", 0) - before
+    assert exchanges <= 1, exchanges
