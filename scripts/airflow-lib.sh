@@ -5,6 +5,8 @@
 declare -A PART_CMD PART_PID PART_RESTARTS
 PART_ORDER=()
 MAX_RESTARTS="${AKOOL_MAX_RESTARTS:-3}"
+# Without it Python block-buffers output to a file: a dead part's log would end long before it died.
+export PYTHONUNBUFFERED=1
 
 log() { echo "[akool] $*" >&2; }
 

@@ -76,7 +76,7 @@ class Deployment:
             return conn.execute(sa.text(sql)).all()
 
     def run_dag(self, dag_id: str, conf: dict | None = None, timeout: float = 300) -> dict:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # the DAG processor starts last and parses both bundles
         while self.http.get(f"/api/v2/dags/{dag_id}").status_code != 200:
             assert time.monotonic() < deadline, f"{dag_id} never parsed"
             time.sleep(1)
