@@ -51,7 +51,9 @@ class Deployment:
             time.sleep(0.5)
         import httpx
 
-        self.http = httpx.Client(base_url=self.base, timeout=30)
+        # Generous: on a loaded 2-core machine seven Airflow processes share the CPU.
+        self.http = httpx.Client(base_url=self.base, timeout=120,
+                                 transport=httpx.HTTPTransport(retries=3))
         token = self.http.get("/auth/token").json()["access_token"]
         self.http.headers["Authorization"] = f"Bearer {token}"
 
@@ -85,8 +87,13 @@ class Deployment:
         assert run.status_code == 200, run.text
         run_id = run.json()["dag_run_id"]
         deadline = time.monotonic() + timeout
+        import httpx
+
         while True:
-            state = self.http.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+            try:
+                state = self.http.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").json()["state"]
+            except httpx.TimeoutException:
+                state = "unknown (API server busy)"
             if state in ("success", "failed"):
                 return {"state": state, "run_id": run_id}
             assert time.monotonic() < deadline, f"{dag_id} still {state}"
