@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import EXAMPLE_DAGS, REPO, TEST_DAGS, _free_port
 
-pytestmark = pytest.mark.slow
+# A whole deployment starts in the module fixture: minutes on a loaded 2-core machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 DEFERRED = int(os.environ.get("AKOOL_TEST_DEFERRED_TASKS", "500"))
 
