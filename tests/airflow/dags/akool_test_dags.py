@@ -60,10 +60,12 @@ with DAG(dag_id="akool_test_webhook_moderation", schedule=None, start_date=datet
 
 # Killed while the token exchange is in flight (the sandbox delays getToken): the intent is
 # recorded but the create request never left the worker. The retry must submit by itself.
+# retries=2: on a loaded machine the kill can land before the token exchange, and then the slow
+# exchange kills the next try instead.
 with DAG(dag_id="akool_test_killed_before_sending", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
     AkoolTtsOperator(
         task_id="speak", input_text="Hello there", voice_id="LcfcDJNUP1GQjkzn1xUU", deferrable=False,
-        poll_interval=0.2, execution_timeout=timedelta(seconds=1), retries=1, retry_delay=timedelta(seconds=0.5))
+        poll_interval=0.2, execution_timeout=timedelta(seconds=1), retries=2, retry_delay=timedelta(seconds=0.5))
 
 # Many deferred tasks waiting on webhooks at once (the distributed-setup test): the poll
 # interval is far beyond the job time, so the callbacks finish them.
