@@ -6,7 +6,7 @@ UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast install bench airflow clean mutants
+.PHONY: demo test test-fast install bench airflow airflow-celery clean mutants
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/ensure-chromium.sh || true
+	bash scripts/services.sh ensure || true  # postgres + redis for the distributed-Airflow tests
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The same suite without the slow real-component tests (Airflow CLI, browser).
@@ -42,6 +43,11 @@ mutants: $(STAMP)
 # Local Airflow 3 + the Akool sandbox + example DAGs: http://127.0.0.1:8080 (Ctrl-C stops it).
 airflow: $(STAMP)
 	bash scripts/airflow-dev.sh
+
+# The distributed setup: Postgres + Redis (installed with apt if missing), API server, scheduler,
+# triggerer, two Celery workers, DAG processor and the sandbox. See dags/README.md.
+airflow-celery: $(STAMP)
+	bash scripts/airflow-celery.sh
 
 # Benchmarks print their figures; bench/README.md records them with the commands.
 bench: $(STAMP)

@@ -22,78 +22,28 @@ SANDBOX_PORT="${AKOOL_SANDBOX_PORT:-8765}"
 mkdir -p "$AIRFLOW_HOME"
 chmod 700 "$AIRFLOW_HOME"
 
-# Sandbox credentials and the webhook path token: generated once, kept 0600 in AIRFLOW_HOME,
-# so the connection and the sandbox agree across restarts. They open nothing but the sandbox.
-SECRETS="$AIRFLOW_HOME/akool-dev.env"
-if [[ ! -f "$SECRETS" ]]; then
-  (umask 077 && "$PY" - > "$SECRETS" <<'EOF'
-import secrets
-print(f"AKOOL_SANDBOX_CLIENT_ID={secrets.token_hex(12)}")
-print(f"AKOOL_SANDBOX_CLIENT_SECRET={secrets.token_urlsafe(18)[:24]}")
-print(f"AKOOL_SANDBOX_TOKEN={secrets.token_urlsafe(32)}")
-print(f"AKOOL_SANDBOX_API_KEY={secrets.token_urlsafe(32)}")
-print(f"AIRFLOW__AKOOL__WEBHOOK_PATH_TOKEN={secrets.token_urlsafe(32)}")
-EOF
-  )
-fi
-set -a
-# shellcheck disable=SC1090
-. "$SECRETS"
-set +a
+LOG_DIR="$AIRFLOW_HOME/logs/parts"
+mkdir -p "$LOG_DIR"
+# shellcheck source=scripts/airflow-lib.sh
+. "$REPO/scripts/airflow-lib.sh"
+load_dev_secrets
 
-export AIRFLOW__CORE__DAGS_FOLDER="$REPO/dags"
+airflow_env
 export AIRFLOW__CORE__PLUGINS_FOLDER="$REPO/plugins"
-export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__EXECUTOR=LocalExecutor
-export AIRFLOW__CORE__AUTH_MANAGER=airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
-export AIRFLOW__CORE__TEST_CONNECTION=Enabled
 # Unpaused on arrival: akool_bulk_moderation picks up dropped files every 15 minutes and
-# akool_moderation_results_ready runs on its asset events without a click.
+# akool_moderation_results_ready runs on its asset events without a click. The DAG processor
+# starts last, once the API server (which tasks report to) answers, so nothing fires early.
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True
-export AIRFLOW__API__HOST=127.0.0.1
-export AIRFLOW__API__PORT="$PORT"
-export AIRFLOW__API__BASE_URL="http://127.0.0.1:$PORT"
-export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$PORT/execution/"
-export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=30
 export AIRFLOW__AKOOL__WEBHOOK_STORE_URL="sqlite:///$AIRFLOW_HOME/akool-webhooks.sqlite"
-export AKOOL_EXAMPLE_POLL_SECONDS="${AKOOL_EXAMPLE_POLL_SECONDS:-3}"
-export AKOOL_EXAMPLE_DATA_DIR="$AIRFLOW_HOME/akool-data"
 
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT INT TERM
-
-echo "[akool] starting the sandbox on 127.0.0.1:$SANDBOX_PORT (log: $AIRFLOW_HOME/sandbox.log)"
-akool-flows sandbox --host 127.0.0.1 --port "$SANDBOX_PORT" --job-seconds "${AKOOL_SANDBOX_JOB_SECONDS:-8}" \
-  > "$AIRFLOW_HOME/sandbox.log" 2>&1 &
-pids+=("$!")
-for _ in $(seq 1 100); do
-  if "$PY" -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1', $SANDBOX_PORT)))"; then
-    break
-  fi
-  sleep 0.1
-done
+trap stop_parts EXIT
+trap 'exit 143' INT TERM
 
 echo "[akool] metadata DB and the akool_default connection"
 airflow db migrate > "$AIRFLOW_HOME/db-migrate.log" 2>&1
-CONN_FILE="$AIRFLOW_HOME/akool-connections.json"
-(umask 077 && "$PY" - "$CONN_FILE" <<EOF
-import json, os, sys
-conn = {"conn_type": "akool", "description": "The local Akool sandbox (make airflow)",
-        "host": "http://127.0.0.1:$SANDBOX_PORT",
-        "login": os.environ["AKOOL_SANDBOX_CLIENT_ID"], "password": os.environ["AKOOL_SANDBOX_CLIENT_SECRET"],
-        "extra": json.dumps({"detect_url": "http://127.0.0.1:$SANDBOX_PORT/detect",
-                             "webhook_url": "http://127.0.0.1:$PORT/akool/webhook/"
-                                            + os.environ["AIRFLOW__AKOOL__WEBHOOK_PATH_TOKEN"],
-                             "webhook_store_url": os.environ["AIRFLOW__AKOOL__WEBHOOK_STORE_URL"]})}
-json.dump({"akool_default": conn}, open(sys.argv[1], "w"))
-EOF
-)
-airflow connections import --overwrite "$CONN_FILE" > /dev/null
+write_connection "$AIRFLOW_HOME/akool-connections.json" "The local Akool sandbox (make airflow)"
+import_connection "$AIRFLOW_HOME/akool-connections.json"  # and removed: it holds the secrets
 
 # A sample file for akool_bulk_moderation: it is picked up on the DAG's next run.
 INCOMING="$AKOOL_EXAMPLE_DATA_DIR/moderation/incoming"
@@ -116,15 +66,11 @@ cat <<EOF
 [akool] Webhooks: the sandbox calls http://127.0.0.1:$PORT/akool/webhook/<token>; deferred tasks finish from them.
 EOF
 cd "$AIRFLOW_HOME"  # not the repo: its *.egg-info would make Airflow see the provider twice
-run() {  # run one Airflow part, its output prefixed with its name
-  local name="$1"; shift
-  airflow "$@" > >(sed -u "s/^/$name | /") 2>&1 &
-  pids+=("$!")
-}
-run api-server api-server
-run scheduler scheduler --skip-serve-logs
-run dag-processor dag-processor
-run triggerer triggerer --skip-serve-logs
-# Stop everything as soon as one part exits.
-wait -n
-echo "[akool] an Airflow part exited; stopping" >&2
+start_sandbox
+start_part api-server airflow api-server
+wait_http api-server "http://127.0.0.1:$PORT/api/v2/monitor/health" 180
+start_part scheduler airflow scheduler --skip-serve-logs
+start_part triggerer airflow triggerer --skip-serve-logs
+start_part dag-processor airflow dag-processor
+log "ready: UI http://127.0.0.1:$PORT; logs in $LOG_DIR/<part>.log"
+supervise

@@ -23,6 +23,8 @@ Every secret is registered with Airflow's masker before it can reach a log line.
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -45,6 +47,24 @@ EXTRA_KEYS = ("token", "api_key", "detect_url", "webhook_url", "webhook_store_ur
 # URL (it may carry a database password).
 _SECRET_EXTRAS = ("token", "api_key", "webhook_url", "webhook_store_url")
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+# One `Credentials` per (API, clientId, clientSecret) in this process: the token a getToken
+# exchange returns is kept there, so the tasks a worker (or triggerer) runs one after another
+# share it instead of exchanging again each (302 getToken calls for 300 mapped tasks before).
+# A revoked token still re-exchanges: the client forgets an exchanged token on 1101.
+_SHARED_CREDENTIALS: dict[str, Any] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _share_credentials(client: Any) -> Any:
+    creds = client.credentials
+    if creds.mode != "client_credentials":
+        return client
+    key = hashlib.sha256("\0".join((client.base_url, creds.client_id or "", creds.client_secret or ""))
+                         .encode()).hexdigest()
+    with _SHARED_LOCK:
+        client.credentials = _SHARED_CREDENTIALS.setdefault(key, creds)
+    return client
 
 
 def _base_url(host: str | None, schema: str | None, port: int | None) -> str | None:
@@ -198,7 +218,7 @@ class AkoolHook(BaseHook):
         """A new blocking client (close it, or use it in a ``with`` block)."""
         from akool_flows.api.client import AkoolClient
 
-        return AkoolClient(**{**self.client_kwargs, **overrides})
+        return _share_credentials(AkoolClient(**{**self.client_kwargs, **overrides}))
 
     @cached_property
     def client(self) -> AkoolClient:
@@ -213,7 +233,7 @@ class AkoolHook(BaseHook):
         """A new async client; the caller closes it (``async with`` or ``await c.aclose()``)."""
         from akool_flows.api.client import AsyncAkoolClient
 
-        return AsyncAkoolClient(**{**(await self.aclient_kwargs()), **overrides})
+        return _share_credentials(AsyncAkoolClient(**{**(await self.aclient_kwargs()), **overrides}))
 
     def get_event_store(self) -> WebhookEventStore | None:
         """The webhook event store named by the connection, or None when webhooks are not set up."""

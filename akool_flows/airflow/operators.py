@@ -31,9 +31,10 @@ more and no less; they are ordinary importable classes with real signatures, doc
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -46,7 +47,8 @@ from akool_flows.airflow.operator_factory import make_job_operator, operator_cla
 # AkoolJobFailedException and job_result are part of this module's interface since the first release.
 from akool_flows.airflow.outcomes import AkoolJobFailedException, finished_result, job_result
 from akool_flows.airflow.outcomes import finished_results, job_from_parts, part_results, parts_of, resumed_parts
-from akool_flows.airflow.state import SubmissionGuard, request_fingerprint, uncertain_message
+from akool_flows.airflow.state import (SentMark, SubmissionGuard, SubmissionRecord, intent_key, request_fingerprint,
+                                       uncertain_message)
 from akool_flows.api.errors import AkoolError, NotFoundError, ValidationError, create_may_have_happened
 from akool_flows.api.jobs import Job, JobStatus
 from akool_flows.api.kinds import KINDS, JobKind, get_kind
@@ -181,8 +183,9 @@ class AkoolJobOperator(BaseOperator):
         guard = SubmissionGuard(context.get("task_state_store"), log=self.log,
                                 try_number=getattr(ti, "try_number", None))
         store = self._event_store(kind)
+        self._sent = SentMark()
         try:
-            with self.hook.get_client(event_store=store) as client:
+            with self._client(store) as client:
                 job, status = self._reattach_or_submit(context, kind, fields, fingerprint, guard, client)
                 self._job = job
                 if ti is not None:
@@ -212,6 +215,19 @@ class AkoolJobOperator(BaseOperator):
         deadline = time.monotonic() + self.timeout if self.timeout else None
         statuses = {j.job_id: self._wait_in_worker(client, j, store, deadline) for j in job.jobs}
         return finished_results(part_results(self.kind, parts, statuses), ti=ti, log=self.log)
+
+    @contextlib.contextmanager
+    def _client(self, store: Any) -> Iterator[Any]:
+        """The task's client; its HTTP requests pass `self._sent`, which marks the create as sent."""
+        import httpx
+
+        http = httpx.Client(timeout=self.hook.client_kwargs.get("timeout", 30.0),
+                            event_hooks={"request": [self._sent]})
+        try:
+            with self.hook.get_client(event_store=store, http_client=http) as client:
+                yield client
+        finally:
+            http.close()
 
     def _prevalidate(self, kind: JobKind, fields: dict[str, Any]) -> None:
         if self.detect_faces:
@@ -255,7 +271,17 @@ class AkoolJobOperator(BaseOperator):
                     return job, status
                 self.log.warning("%s job %s from try %s failed ([%s] %s); submitting a new one",
                                  kind.name, job.job_id, previous.try_number, status.error_code, status.error_message)
+        elif previous is not None and previous.phase == "intent" and not previous.maybe_created:
+            self.log.info("an earlier try recorded a %s create that never left the worker; submitting it now",
+                          kind.name)
         elif previous is not None and previous.phase == "intent":
+            found = self._job_from_callback(previous, client)
+            if found is not None:
+                job = Job(found, kind.name)
+                guard.record_submitted(kind.name, fingerprint, found, None)
+                self.log.info("the %s create of try %s lost its answer; its callback named job %s: attaching it, "
+                              "not paying again", kind.name, previous.try_number, found)
+                return job, None
             if not self.resubmit_uncertain:
                 ti = context.get("ti")
                 raise AirflowFailException(uncertain_message(
@@ -263,10 +289,30 @@ class AkoolJobOperator(BaseOperator):
                     task_id=getattr(ti, "task_id", None), map_index=getattr(ti, "map_index", None)))
             self.log.warning("an earlier try may have created a %s job whose id was lost; submitting a new one "
                              "because resubmit_uncertain=True", kind.name)
-        return self._submit(kind, fields, fingerprint, guard, client), None
+        return self._submit(kind, fields, fingerprint, guard, client, context), None
+
+    def _job_from_callback(self, previous: SubmissionRecord, client: Any) -> str | None:
+        """The job a callback to the lost create's own path named (recorded by the receiver)."""
+        store = client.event_store
+        if store is None or not previous.intent_key:
+            return None
+        try:
+            return store.job_for_intent(previous.intent_key)
+        except Exception as exc:  # noqa: BLE001 - then the uncertain path decides, as without webhooks
+            self.log.warning("could not look up the callback of the lost create: %s", type(exc).__name__)
+            return None
+
+    def _callback_url(self, key: str) -> str:
+        """This create's own callback path, so its callback names the job even if the answer is lost."""
+        secret = self.hook.client_kwargs.get("client_secret")
+        if not secret:
+            return self.hook.webhook_url
+        from akool_flows.webhook.app import intent_url
+
+        return intent_url(self.hook.webhook_url, key, secret)
 
     def _submit(self, kind: JobKind, fields: dict[str, Any], fingerprint: str, guard: SubmissionGuard,
-                client: Any) -> Job:
+                client: Any, context: Context) -> Job:
         if self.detect_faces:
             from akool_flows.airflow.faces import fill_faces_with, needs_detection
 
@@ -275,13 +321,15 @@ class AkoolJobOperator(BaseOperator):
                     fields = fill_faces_with(client, kind, fields)
                 except ValidationError as exc:
                     raise AirflowFailException(f"invalid {kind.name} request: {exc}") from None
+        key = intent_key(context.get("ti"), fingerprint)
         if kind.accepts_webhook and "webhookUrl" not in fields and client.event_store is not None:
-            fields = {**fields, "webhookUrl": self.hook.webhook_url}
+            fields = {**fields, "webhookUrl": self._callback_url(key)}
         try:
             kind.validate(fields)
         except ValidationError as exc:
             raise AirflowFailException(f"invalid {kind.name} request: {exc}") from None
-        guard.record_intent(kind.name, fingerprint)
+        guard.record_intent(kind.name, fingerprint, key if "webhookUrl" in fields else None)
+        self._sent.arm(kind.create_path, guard.record_sent)
         try:
             job = client.submit(kind.name, **fields)
         except AkoolError as exc:
@@ -295,6 +343,8 @@ class AkoolJobOperator(BaseOperator):
             if exc.retryable:
                 raise
             raise AirflowFailException(f"Akool refused the {kind.name} job: {exc}") from None
+        finally:
+            self._sent.disarm()
         # Anything else (a kill, a bug) propagates with the intent still recorded: the job may exist.
         several = len(job.jobs) > 1 or bool(job.refused)
         guard.record_submitted(kind.name, fingerprint, job.job_id, job.task_id, parts_of(job) if several else None)
@@ -327,7 +377,8 @@ class AkoolJobOperator(BaseOperator):
         while True:
             if store is not None:
                 st = JobStatus.from_event(self.kind, store.latest(job.job_id))
-                if st is not None:
+                # An event says when; what it lacks (verdict, credits) comes from the status call below.
+                if st is not None and not get_kind(self.kind).missing_after_event(st):
                     return st
             try:
                 last = client.status(self.kind, job.job_id)

@@ -39,6 +39,8 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
+from akool_flows.airflow.api_server import AkoolRootMiddleware
+
 log = logging.getLogger(__name__)
 
 __all__ = ["AkoolPlugin", "WebhookReceiver", "build_receiver_app"]
@@ -83,7 +85,11 @@ def build_receiver_app() -> Any:
     store_url = (_conf("webhook_store_url") or extra.get("webhook_store_url")
                  or f"sqlite:///{os.path.join(home, 'akool-webhooks.sqlite')}")
     token = _conf("webhook_path_token") or None
-    if token is None:
+    if token is not None:
+        from airflow.sdk.log import mask_secret
+
+        mask_secret(token)  # any log line of this process that quotes the callback URL
+    else:
         log.warning("akool webhook receiver has no [akool] webhook_path_token: anyone who can reach the API "
                     "server can post to /akool/webhook (bodies are still verified)")
     try:
@@ -137,3 +143,6 @@ class AkoolPlugin(AirflowPlugin):
 
     name = "akool"
     fastapi_apps = [{"app": WebhookReceiver(), "url_prefix": URL_PREFIX, "name": "Akool webhook receiver"}]
+    # Fixes the connection list's Test button for akool connections and keeps the webhook
+    # path token out of the access log (see akool_flows.airflow.api_server).
+    fastapi_root_middlewares = [{"middleware": AkoolRootMiddleware, "name": "akool"}]

@@ -44,6 +44,9 @@ class AkoolJobSensor(BaseSensorOperator):
         and ``timeout`` its deadline.
     :param fail_on_job_failure: False makes a failed job a successful sensor whose XCom
         says ``state: failed`` (default True: the sensor fails).
+    :param use_webhook: while deferred, also finish from the webhook event store named by the
+        connection (the job must have been created with the receiver's ``webhookUrl``); what
+        a callback does not carry (verdict, credits) still comes from one status call.
     """
 
     template_fields: Sequence[str] = ("job_id",)
@@ -51,13 +54,15 @@ class AkoolJobSensor(BaseSensorOperator):
 
     def __init__(self, *, kind: str, job_id: str, akool_conn_id: str = AkoolHook.default_conn_name,
                  deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-                 fail_on_job_failure: bool = True, poke_interval: float | timedelta = 30, **kwargs: Any) -> None:
+                 fail_on_job_failure: bool = True, use_webhook: bool = True,
+                 poke_interval: float | timedelta = 30, **kwargs: Any) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
         self.kind = get_kind(kind).name
         self.job_id = job_id
         self.akool_conn_id = akool_conn_id
         self.deferrable = deferrable
         self.fail_on_job_failure = fail_on_job_failure
+        self.use_webhook = use_webhook
 
     @cached_property
     def hook(self) -> AkoolHook:
@@ -78,7 +83,8 @@ class AkoolJobSensor(BaseSensorOperator):
 
         self.defer(
             trigger=AkoolJobTrigger(kind=self.kind, job_ids=[self._job_id()], akool_conn_id=self.akool_conn_id,
-                                    poll_interval=self.poke_interval, end_time=time.time() + self.timeout),
+                                    poll_interval=self.poke_interval, end_time=time.time() + self.timeout,
+                                    use_webhook_store=self.use_webhook),
             method_name="execute_complete",
             timeout=timedelta(seconds=self.timeout + 300),
         )

@@ -8,9 +8,13 @@ the create call and the id after it, which leaves three cases for a retry:
 * nothing recorded (or a record for different fields): submit;
 * a job id: reattach to that job (poll it, or return its result if it already finished);
   a recorded job that *failed* is submitted again - that is what a retry is for;
-* an intent without an id: the create call may have reached Akool and been charged. The
-  retry fails with instructions instead of paying again, unless the task says
-  ``resubmit_uncertain=True``.
+* an intent never handed to the transport (``sent: false``: the worker died before the
+  request left, e.g. during the token exchange): nothing can exist, so the retry submits;
+* an intent that was sent, without an id: the create call may have reached Akool and been
+  charged. If the create carried its own callback path (webhooks on), the receiver records
+  the job its callback names under the intent key and the retry attaches that job. Otherwise
+  the retry fails with instructions instead of paying again, unless the task says
+  ``resubmit_uncertain=True``. Records written before the ``sent`` mark existed count as sent.
 """
 
 from __future__ import annotations
@@ -19,16 +23,23 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
-__all__ = ["STATE_KEY", "SubmissionGuard", "SubmissionRecord", "UncertainSubmissionError", "request_fingerprint"]
+__all__ = ["STATE_KEY", "SubmissionGuard", "SubmissionRecord", "UncertainSubmissionError", "intent_key",
+           "request_fingerprint"]
 
 #: task_state_store key. Renaming it breaks in-flight retries of deployed tasks.
 STATE_KEY = "akool_job"
 
 # Fields that do not change what Akool computes (a new receiver URL is the same job).
 _NOT_IN_FINGERPRINT = frozenset({"webhookUrl"})
+
+
+def intent_key(ti: Any, fingerprint: str) -> str:
+    """A key naming one try's create (task instance, try, request): the callback path's key."""
+    parts = [getattr(ti, a, None) for a in ("dag_id", "run_id", "task_id", "map_index", "try_number")]
+    return hashlib.sha256("|".join(map(str, [*parts, fingerprint])).encode()).hexdigest()[:40]
 
 
 def request_fingerprint(kind: str, fields: Mapping[str, Any]) -> str:
@@ -52,6 +63,16 @@ class SubmissionRecord:
     recorded_at: float = 0.0
     #: Every part of a create call that made several jobs (`outcomes.parts_of`), else None.
     parts: list[dict[str, Any]] | None = None
+    #: Whether the create request was handed to the transport (None: a record from before this
+    #: mark existed - treated as sent).
+    sent: bool | None = None
+    #: The key of this create's own callback path (webhooks), under which the receiver records
+    #: the job its callback names.
+    intent_key: str | None = None
+
+    @property
+    def maybe_created(self) -> bool:
+        return self.phase == "submitted" or self.sent is not False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,8 +128,15 @@ class SubmissionGuard:
             return None
         return SubmissionRecord.from_json(self.store.get(self.key))
 
-    def record_intent(self, kind: str, fingerprint: str) -> None:
-        self._set(SubmissionRecord("intent", kind, fingerprint, try_number=self.try_number, recorded_at=time.time()))
+    def record_intent(self, kind: str, fingerprint: str, intent_key: str | None = None) -> None:
+        self._intent = SubmissionRecord("intent", kind, fingerprint, try_number=self.try_number,
+                                        recorded_at=time.time(), sent=False, intent_key=intent_key)
+        self._set(self._intent)
+
+    def record_sent(self) -> None:
+        """The create request is being handed to the transport: from now on it may exist."""
+        if getattr(self, "_intent", None) is not None:
+            self._set(replace(self._intent, sent=True, recorded_at=time.time()))
 
     def record_submitted(self, kind: str, fingerprint: str, job_id: str, task_id: str | None,
                          parts: list[dict[str, Any]] | None = None) -> None:
@@ -133,3 +161,25 @@ class SubmissionGuard:
             self.store.set(self.key, record.to_json(), retention=NEVER_EXPIRE)
         else:
             self.store.set(self.key, record.to_json())
+
+
+class SentMark:
+    """An httpx ``request`` event hook: calls the armed callback once, when the armed create
+    request is handed to the transport (after any token exchange, rate-limit wait or face
+    detect call, which send nothing that costs)."""
+
+    def __init__(self) -> None:
+        self._path: str | None = None
+        self._callback: Any = None
+
+    def arm(self, create_path: str, callback: Any) -> None:
+        self._path, self._callback = create_path, callback
+
+    def disarm(self) -> None:
+        self._path = self._callback = None
+
+    def __call__(self, request: Any) -> None:
+        if self._path and request.method == "POST" and request.url.path.endswith(self._path):
+            callback = self._callback
+            self.disarm()
+            callback()

@@ -17,20 +17,20 @@ import asyncio
 import contextlib
 import math
 import time
-import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from akool_flows.airflow.shared import shared_poller, shared_store
 from akool_flows.api.coalesce import StatusCoalescer
 from akool_flows.api.errors import AkoolError
 from akool_flows.api.jobs import JobStatus
 from akool_flows.api.kinds import get_kind
 from akool_flows.api.retry import backoff_delay
 
-__all__ = ["AkoolJobTrigger"]
+__all__ = ["AkoolJobTrigger", "shared_poller"]
 
 #: Longest pause between polls after transient failures, seconds.
 MAX_BACKOFF = 300.0
@@ -40,42 +40,6 @@ MAX_EVENT_WAITERS = 1000
 EVENT_CHECK_INTERVAL = 2.0
 #: Polls in a row in which a job id is unknown to Akool before the trigger gives up on it.
 MISSING_POLLS_LIMIT = 3
-
-
-class _Shared:
-    """One connection's `StatusCoalescer` on one event loop, and how many triggers use it."""
-
-    def __init__(self, conn_id: str) -> None:
-        self.poller = StatusCoalescer(connect=lambda: _connect(conn_id))
-        self.users = 0
-
-
-async def _connect(conn_id: str) -> Any:
-    from akool_flows.airflow.hooks import AkoolHook
-
-    return await AkoolHook(conn_id).aget_async_client()
-
-
-_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Shared]] = weakref.WeakKeyDictionary()
-
-
-@contextlib.asynccontextmanager
-async def shared_poller(conn_id: str) -> AsyncIterator[StatusCoalescer]:
-    """The loop's status poller for `conn_id` (one client, coalesced polls), shared by every
-    trigger on this triggerer; its client is closed when the last trigger leaves."""
-    loop = asyncio.get_running_loop()
-    per_loop = _SHARED.setdefault(loop, {})
-    shared = per_loop.get(conn_id)
-    if shared is None:
-        shared = per_loop[conn_id] = _Shared(conn_id)
-    shared.users += 1
-    try:
-        yield shared.poller
-    finally:
-        shared.users -= 1
-        if shared.users == 0:
-            per_loop.pop(conn_id, None)
-            await shared.poller.aclose()
 
 
 def _next_tick(interval: float, now: float | None = None) -> float:
@@ -97,6 +61,9 @@ class _Watch:
     #: Transient poll failures in a row.
     errors: int = 0
     store_url: str | None = None
+    #: Jobs whose terminal webhook event arrived but lacked fields (verdict, credits): a status
+    #: call finishes them, and their event is not waited for again.
+    heard: set[str] = field(default_factory=set)
 
     def finish(self, job_id: str, st: JobStatus) -> None:
         self.finished[job_id] = st
@@ -179,13 +146,12 @@ class AkoolJobTrigger(BaseTrigger):
                       ", ".join(watch.pending[:5]) + (" ..." if len(watch.pending) > 5 else ""))
         event: TriggerEvent | None = None
         try:
-            async with shared_poller(self.akool_conn_id) as poller:
-                store = await self._open_store(watch)
-                try:
-                    event = await self._watch(poller, store, watch)
-                finally:
-                    if store is not None:
-                        await self._close_store(store)
+            async with contextlib.AsyncExitStack() as stack:
+                poller = await stack.enter_async_context(shared_poller(self.akool_conn_id))
+                store = None
+                if await self._store_url(watch):
+                    store = await stack.enter_async_context(shared_store(watch.store_url))
+                event = await self._watch(poller, store, watch)
         except Exception as exc:  # noqa: BLE001 - reported to the task, not swallowed
             if event is not None:
                 # The answer is known; a failure while letting go of the client must not replace it.
@@ -196,44 +162,33 @@ class AkoolJobTrigger(BaseTrigger):
                                     error_code=getattr(exc, "code", None))
         yield event
 
-    async def _open_store(self, watch: _Watch) -> Any:
-        """The webhook event store named by the connection (read here, on the triggerer), or None."""
-        if not self.use_webhook_store:
-            return None
-        from akool_flows.airflow.hooks import AkoolHook
+    async def _store_url(self, watch: _Watch) -> str | None:
+        """The webhook event store URL named by the connection (read here, on the triggerer)."""
+        if self.use_webhook_store:
+            from akool_flows.airflow.hooks import AkoolHook
 
-        watch.store_url = await AkoolHook(self.akool_conn_id).awebhook_store_url()
-        if not watch.store_url:
-            return None
-        from akool_flows.webhook.store import WebhookEventStore
-
-        return await asyncio.to_thread(WebhookEventStore, watch.store_url)
-
-    async def _close_store(self, store: Any) -> None:
-        try:
-            await asyncio.to_thread(store.close)
-        except Exception as exc:  # noqa: BLE001 - the jobs' outcome does not depend on it
-            self.log.warning("closing the webhook event store failed: %s", exc)
+            watch.store_url = await AkoolHook(self.akool_conn_id).awebhook_store_url()
+        return watch.store_url
 
     async def _watch(self, poller: StatusCoalescer, store: Any, watch: _Watch) -> TriggerEvent:
         """Poll (and read webhook events) until every job is done, the deadline passes or polling fails."""
         interval = (self.webhook_poll_interval or self.poll_interval * 5) if store is not None else self.poll_interval
         next_poll = 0.0  # poll at once: the job may already be done
         while watch.pending:
-            if store is not None:
-                self._take_events(await asyncio.to_thread(store.latest_many, watch.pending, terminal_only=True),
-                                  watch)
-            if watch.pending and time.monotonic() >= next_poll:
+            if time.monotonic() >= next_poll:
                 outcome = await self._poll(poller, watch)
                 if isinstance(outcome, TriggerEvent):
                     return outcome
-                next_poll = time.monotonic() + (outcome if outcome is not None else _next_tick(interval))
+                # A job heard of by webhook but not yet done by its status: poll at the plain interval.
+                tick = self.poll_interval if watch.heard & set(watch.pending) else interval
+                next_poll = time.monotonic() + (outcome if outcome is not None else _next_tick(tick))
             if not watch.pending:
                 break
             if self.end_time is not None and time.time() >= self.end_time:
                 return self._event("timeout", watch, message=f"{len(watch.pending)} {self.kind} job(s) not "
                                                              "finished by the deadline")
-            await self._sleep(store, watch.pending, next_poll)
+            if await self._sleep(store, watch, next_poll):
+                next_poll = 0.0  # events that lack the verdict or cost: one status call now
         return self._event("failed" if watch.failed else "success", watch)
 
     async def _poll(self, poller: StatusCoalescer, watch: _Watch) -> TriggerEvent | float | None:
@@ -268,43 +223,64 @@ class AkoolJobTrigger(BaseTrigger):
                 watch.finish(job_id, st)
         return None
 
-    def _take_events(self, events: dict[str, Any], watch: _Watch) -> None:
+    def _take_events(self, events: dict[str, Any], watch: _Watch) -> bool:
+        """Finish the jobs whose events say everything; True when some event said "done" but
+        lacks what the registry says a webhook never carries (they need a status call)."""
+        kind = get_kind(self.kind)
+        fetch = False
         for job_id, event in events.items():
-            st = JobStatus.from_event(self.kind, event)
-            if st is not None and job_id in watch.pending:
+            st = JobStatus.from_event(kind, event)
+            if st is None or job_id not in watch.pending or job_id in watch.heard:
+                continue
+            if kind.missing_after_event(st):
+                watch.heard.add(job_id)
+                fetch = True
+            else:
                 watch.finish(job_id, st)
+        return fetch
 
-    async def _sleep(self, store: Any, pending: list[str], until: float) -> None:
+    async def _sleep(self, store: Any, watch: _Watch, until: float) -> bool:
+        """Wait until `until` (or the deadline), or until a webhook event finishes a job; True
+        when an event asks for a status call now."""
         wait = max(0.0, until - time.monotonic())
         if self.end_time is not None:
             wait = min(wait, max(0.0, self.end_time - time.time()))
-        if store is not None:
-            await self._wait_for_events(store, pending, wait)
-        else:
+        if store is None:
             await asyncio.sleep(wait)
+            return False
+        return self._take_events(await self._wait_for_events(store, [j for j in watch.pending
+                                                                    if j not in watch.heard], wait), watch)
 
     @staticmethod
-    async def _wait_for_events(store: Any, pending: list[str], timeout: float) -> None:
-        """Sleep up to `timeout`, waking as soon as any pending job's terminal event arrives."""
-        if timeout <= 0:
-            return
-        if len(pending) > MAX_EVENT_WAITERS:
-            # Thousands of waiters per loop turn cost more than they save: the store is read
-            # at the top of every turn anyway, so check it every few seconds instead.
+    async def _wait_for_events(store: Any, ids: list[str], timeout: float) -> dict[str, Any]:
+        """Terminal events of `ids`, as soon as one arrives or after `timeout` (then usually none).
+
+        Every trigger on the loop waits through the shared store's one watcher, which reads the
+        events of all watched ids in one query per interval."""
+        if timeout <= 0 or not ids:
+            await asyncio.sleep(timeout)
+            return {}
+        if len(ids) > MAX_EVENT_WAITERS:
+            # A future per job is more than a batch this big needs: read its ids every few seconds.
             await asyncio.sleep(min(timeout, EVENT_CHECK_INTERVAL))
-            return
-        waiters = [asyncio.ensure_future(store.wait_for(job_id, timeout)) for job_id in pending]
+            try:
+                return await asyncio.to_thread(store.latest_many, ids, terminal_only=True)
+            except Exception:  # noqa: BLE001 - a store hiccup only delays: polling covers it
+                return {}
+        waiters = {asyncio.ensure_future(store.wait_for(job_id, timeout)): job_id for job_id in ids}
+        found: dict[str, Any] = {}
         try:
-            for done in asyncio.as_completed(waiters):
-                try:
-                    if await done is not None:
-                        return
-                except Exception:  # noqa: BLE001 - a store hiccup: the next read or poll covers it
-                    continue
+            pending = set(waiters)
+            while pending and not found:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for w in done:
+                    if not w.cancelled() and w.exception() is None and w.result() is not None:
+                        found[waiters[w]] = w.result()
         finally:
             for w in waiters:
                 w.cancel()
             await asyncio.gather(*waiters, return_exceptions=True)
+        return found
 
     def _describe(self, exc: Exception, watch: _Watch) -> str:
         """An unexpected failure for the task's log and the event (plain JSON in the metadata DB):

@@ -82,6 +82,11 @@ class JobKind:
     #: A request field whose comma-separated values make one job each in a single create call
     #: (video translation's ``language: "fr,de,ja"``); Akool answers each in ``all_results``.
     split_field: str | None = None
+    #: `JobStatus` fields a webhook event does not carry for this kind. Akool's callback body is
+    #: only ``_id``, ``status``, ``type`` and ``url`` (docs, "Webhook"), so a job completed by
+    #: webhook needs one status call for these; listed per kind so every waiter (batch engine,
+    #: trigger, operator, sensor) asks the same question.
+    event_lacks: tuple[str, ...] = ("credits",)
 
     # -- derived ---------------------------------------------------------------------------
 
@@ -138,6 +143,16 @@ class JobKind:
     def splits(self, fields: Mapping[str, Any]) -> bool:
         """Whether these create fields make several jobs (see `split_field`)."""
         return self.split_field is not None and "," in str(fields.get(self.split_field) or "")
+
+    def missing_after_event(self, status: Any) -> tuple[str, ...]:
+        """What a terminal status read from a webhook event still lacks (empty: nothing, no
+        status call needed). A failed job's event lacks Akool's code and message."""
+        if getattr(status, "state", None) == "failed":
+            return () if getattr(status, "error_code", None) is not None else ("error_code",)
+        missing = [f for f in self.event_lacks if getattr(status, f, None) is None]
+        if self.result_fields and not getattr(status, "result_urls", ()):
+            missing.append("result_urls")
+        return tuple(missing)
 
     def estimate_credits(self, fields: Mapping[str, Any], *, duration_seconds: float | None = None) -> float | None:
         """Credits the job will cost when the docs publish a price; None when unknown."""
@@ -318,7 +333,7 @@ KINDS: dict[str, JobKind] = {k.name: k for k in (
             status_path=f"{V3}/content/analysis/infobyid", status_id_param="_id",
             status_fields=("status",), result_fields=(), webhook_type="moderation",
             result_media="text", credit_fields=("deduction_credit",), verdict_field="conclusion",
-            price=_moderation_price,
+            price=_moderation_price, event_lacks=("conclusion", "credits"),
             example={"content": "Have a great day, everyone!", "type": 4, "language": "en"}),
     JobKind("lipsync", "Lip sync", "Sync a video's lips to an audio track.",
             f"{V3}/content/video/lipsync", m.LipsyncRequest, webhook_type="lipsync", **_VIDEO_STATUS,

@@ -66,10 +66,9 @@ class EventFeed:
             st = JobStatus.from_event(self.kind.name, event)
             if st is None:
                 continue
-            out[job_id] = None if st.ok and self._incomplete(st) else st
+            out[job_id] = None if self._incomplete(st) else st
         return out
 
     def _incomplete(self, st: JobStatus) -> bool:
-        if self.kind.verdict_field is not None:
-            return st.conclusion is None
-        return bool(self.kind.result_fields) and not st.result_urls
+        # The registry says what a webhook cannot carry (verdict, credits, a failure's reason).
+        return bool(self.kind.missing_after_event(st))

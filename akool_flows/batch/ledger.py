@@ -436,6 +436,16 @@ class Ledger:
         self._exec("UPDATE jobs SET state='submitted', job_id=?, task_id=?, submitted_at=?, note=? "
                    "WHERE batch_id=? AND row_key=?", (job_id, task_id, at, note, batch_id, row_key))
 
+    def resolve_intent(self, batch_id: str, row_key: str, job_id: str, at: float | None = None) -> bool:
+        """An uncertain (or stale intent) row's job became known - its callback to the create's
+        own path named it: attach it as submitted. True if the row was uncertain."""
+        cur = self._exec("UPDATE jobs SET state='submitted', job_id=?, submitted_at=?, error_code=NULL, "
+                         "error_message=NULL, note=? WHERE batch_id=? AND row_key=? AND state IN "
+                         "('uncertain', 'intent')", (job_id, at if at is not None else time.time(),
+                                                     "job named by its webhook after the create's answer was lost",
+                                                     batch_id, row_key))
+        return cur.rowcount > 0
+
     def mark_uncertain(self, batch_id: str, row_key: str, error_code: int | None, message: str) -> None:
         self._exec("UPDATE jobs SET state='uncertain', error_code=?, error_message=? WHERE batch_id=? AND "
                    "row_key=?", (error_code, message, batch_id, row_key))

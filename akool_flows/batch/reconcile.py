@@ -15,6 +15,7 @@ pending        sends it - after looking for the identical request in other batch
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,8 @@ def reconcile(run: Run) -> None:
         log.warning("%d row(s) of batch %s had a create call in flight when a previous run stopped; "
                     "they are reported as uncertain", stale, run.batch_id)
     known = ledger.rows(run.batch_id)
+    if _resolve_from_callbacks(run, known):
+        known = ledger.rows(run.batch_id)
     if run.opts.reuse:
         fresh = [plan.keys[i] for i in range(rows.n)
                  if plan.valid[i] and known[plan.keys[i]].state == "pending" and known[plan.keys[i]].attempts == 0]
@@ -58,6 +61,28 @@ def reconcile(run: Run) -> None:
             rows.set_outcome(i, "rejected")
             continue
         load_row(run, i, known[plan.keys[i]], resumed=True)
+
+
+def batch_intent_key(row_key: str) -> str:
+    """The callback-path intent key of a row's create (`akool_flows.webhook.app.intent_url`)."""
+    return "r-" + hashlib.sha256(row_key.encode("utf-8")).hexdigest()[:40]
+
+
+def _resolve_from_callbacks(run: Run, known: dict[str, LedgerRow]) -> int:
+    """Uncertain rows whose create's own callback path named a job: attach it, pay nothing again."""
+    lookup = getattr(run.opts.events, "jobs_for_intents", None)
+    uncertain = {batch_intent_key(k): k for k, r in known.items() if r.state in ("uncertain", "intent")}
+    if lookup is None or not uncertain:
+        return 0
+    try:
+        found = lookup(list(uncertain))
+    except Exception as exc:  # noqa: BLE001 - then they stay uncertain, as without webhooks
+        log.warning("could not look up callbacks of uncertain rows: %s", type(exc).__name__)
+        return 0
+    resolved = sum(run.ledger.resolve_intent(run.batch_id, uncertain[key], job_id) for key, job_id in found.items())
+    if resolved:
+        log.info("%d uncertain row(s) resolved from their webhooks: attached, not sent again", resolved)
+    return resolved
 
 
 def load_row(run: Run, i: int, row: LedgerRow, *, resumed: bool) -> None:

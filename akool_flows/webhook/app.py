@@ -8,7 +8,11 @@ receiver itself enforces, in this order:
 2. a body size cap, checked on ``Content-Length`` and again while streaming (413);
 3. ``Content-Type: application/json`` and strict JSON (no duplicate keys, no NaN);
 4. the signature (constant time), the timestamp window, then decryption;
-5. the job id must be one this installation submitted (``store.register_submitted``).
+5. the job id must be one this installation submitted (``store.register_submitted``), or the
+   callback came to a create's own path ``/webhook[/<path_token>]/<intent key>.<hmac>``
+   (`intent_path`): the HMAC, keyed by the client secret, proves we issued that path, so the
+   event names the job of that create even when the create's answer was lost; the store
+   records (intent key -> job id) for the retry to attach.
 
 Every rejection in 3-5 gets the same 400 response, byte for byte, so a sender learns
 nothing about which check failed (no padding or signature oracle). The operator's log gets
@@ -20,7 +24,7 @@ answers 200 and is not stored again.
 from __future__ import annotations
 
 import asyncio
-
+import hashlib
 import hmac
 import logging
 import re
@@ -37,13 +41,44 @@ from akool_flows.webhook.errors import WebhookVerificationError
 from akool_flows.webhook.events import WebhookEvent
 from akool_flows.webhook.store import WebhookEventStore
 
-__all__ = ["DEFAULT_MAX_AGE_MS", "DEFAULT_MAX_BODY_BYTES", "create_webhook_app"]
+__all__ = ["DEFAULT_MAX_AGE_MS", "DEFAULT_MAX_BODY_BYTES", "create_webhook_app", "intent_path", "intent_url",
+           "verify_intent"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 DEFAULT_MAX_AGE_MS = 15 * 60 * 1000
 _PATH_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+
+_INTENT_KEY_RE = re.compile(r"[A-Za-z0-9_-]{8,96}")
+_INTENT_MAC_CHARS = 32
+
+
+def _intent_mac(intent_key: str, client_secret: str) -> str:
+    # A key of its own, derived from the secret, so these MACs are useless for anything else.
+    key = hashlib.sha256(b"akool-flows webhook intent\0" + client_secret.encode("utf-8")).digest()
+    return hmac.new(key, intent_key.encode("ascii"), hashlib.sha256).hexdigest()[:_INTENT_MAC_CHARS]
+
+
+def intent_path(intent_key: str, client_secret: str) -> str:
+    """The path segment that names one create: ``<intent key>.<hmac>``."""
+    if not isinstance(intent_key, str) or not _INTENT_KEY_RE.fullmatch(intent_key):
+        raise ValueError("intent_key must be 8-96 characters from A-Z a-z 0-9 _ -")
+    return f"{intent_key}.{_intent_mac(intent_key, client_secret)}"
+
+
+def intent_url(webhook_url: str, intent_key: str, client_secret: str) -> str:
+    """The receiver URL for one create's callbacks (send it as that create's ``webhookUrl``)."""
+    return f"{webhook_url.rstrip('/')}/{intent_path(intent_key, client_secret)}"
+
+
+def verify_intent(segment: str, client_secret: str) -> str | None:
+    """The intent key of a genuine ``<key>.<hmac>`` segment, else None (constant-time check)."""
+    key, _, mac = segment.rpartition(".")
+    if not _INTENT_KEY_RE.fullmatch(key) or len(mac) != _INTENT_MAC_CHARS:
+        return None
+    return key if hmac.compare_digest(mac.encode(), _intent_mac(key, client_secret).encode()) else None
+
 
 # The single answer to every rejected body. Built once so every rejection is identical.
 _REJECTED_BODY = b'{"error":"rejected"}'
@@ -104,13 +139,14 @@ class _GroupIngest:
     def __init__(self, store: Any, require_submitted: bool) -> None:
         self._store = store
         self._require_submitted = require_submitted
-        self._pending: list[tuple[list[WebhookEvent], asyncio.Future]] = []
+        self._pending: list[tuple[list[WebhookEvent], str | None, asyncio.Future]] = []
         self._running = False
         self._drainer: asyncio.Task | None = None  # held: the loop keeps only weak references
 
-    async def submit(self, readings: list[WebhookEvent]) -> tuple[WebhookEvent | None, bool]:
+    async def submit(self, readings: list[WebhookEvent], intent: str | None = None
+                     ) -> tuple[WebhookEvent | None, bool]:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._pending.append((readings, future))
+        self._pending.append((readings, intent, future))
         if not self._running:
             self._running = True
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
@@ -122,14 +158,14 @@ class _GroupIngest:
                 batch, self._pending = self._pending, []
                 try:
                     results = await run_in_threadpool(
-                        self._store.ingest_many, [r for r, _ in batch],
-                        require_submitted=self._require_submitted)
+                        self._store.ingest_many, [r for r, _, _ in batch],
+                        require_submitted=self._require_submitted, intents=[i for _, i, _ in batch])
                 except Exception as exc:  # every waiter answers 503 and Akool retries
-                    for _, future in batch:
+                    for _, _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for (_, future), result in zip(batch, results):
+                for (_, _, future), result in zip(batch, results):
                     if not future.done():
                         future.set_result(result)
         finally:
@@ -194,6 +230,11 @@ def create_webhook_app(
             given = request.path_params.get("token", "")
             if not hmac.compare_digest(given.encode("utf-8"), path_token.encode("utf-8")):
                 return _not_found()
+        intent = None
+        if "intent" in request.path_params:
+            intent = verify_intent(request.path_params["intent"], client_secret)
+            if intent is None:  # a path we never issued: looks like no route at all
+                return _not_found()
         try:
             body = await _read_capped(request, max_body_bytes)
         except _BodyTooLarge:
@@ -211,7 +252,7 @@ def create_webhook_app(
         except WebhookVerificationError as exc:
             return _reject(exc.reason)
         try:
-            event, is_new = await ingest.submit(readings)
+            event, is_new = await ingest.submit(readings, intent)
         except Exception as exc:
             # The database, not the sender: answer 503 so Akool retries later. Log the type
             # only, since driver messages embed the SQL parameters.
@@ -243,6 +284,7 @@ def create_webhook_app(
     app = Starlette(
         routes=[
             Route(path, receive, methods=["POST"]),
+            Route(path + "/{intent}", receive, methods=["POST"]),
             Route("/healthz", health, methods=["GET"]),
         ]
     )

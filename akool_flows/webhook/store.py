@@ -5,7 +5,10 @@ One SQLAlchemy database (a SQLite file by default, any URL for a shared database
 * ``akool_webhook_events`` - every accepted event, deduplicated on (job id, status,
   signature) because Akool retries a callback until it gets HTTP 200;
 * ``akool_submitted_jobs`` - the job ids our own create calls returned. The receiver accepts
-  events only for these, since Akool's signature proves integrity, not origin.
+  events only for these, since Akool's signature proves integrity, not origin;
+* ``akool_intent_jobs`` - intent key -> job id, from callbacks to a create's own signed path
+  (``/webhook/<token>/<intent key>.<hmac>``): they name the job of a create whose answer was
+  lost, so a retry attaches it instead of paying again.
 
 Waiting is cheap enough for thousands of concurrent ``wait_for`` calls: each waiter is one
 future; an ``add`` in the same process resolves it at once, and one background task per event
@@ -64,6 +67,15 @@ submitted_table = sa.Table(
 )
 
 
+intents_table = sa.Table(
+    "akool_intent_jobs",
+    _metadata,
+    sa.Column("intent_key", sa.String(128), primary_key=True),
+    sa.Column("job_id", sa.String(256), nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+)
+
+
 def _rank(status: int) -> int:
     # Later lifecycle stages win regardless of arrival order (retries reorder callbacks);
     # completed and failed rank equal, so between them the later arrival wins.
@@ -103,6 +115,8 @@ class WebhookEventStore:
             raise ValueError(f"poll_interval must be > 0 seconds, got {poll_interval!r}")
         self.poll_interval = float(poll_interval)
         self._engine = self._make_engine(url, dict(engine_kwargs or {}))
+        # SQLite caps bound parameters; a server takes one IN (...) for a whole triggerer's ids.
+        self._chunk = _IN_CHUNK if self._engine.dialect.name == "sqlite" else 20_000
         _metadata.create_all(self._engine)
         # job_id -> set of (loop, future) waiting for that job's terminal event.
         self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Future]]] = {}
@@ -224,6 +238,38 @@ class WebhookEventStore:
             )
         return found is not None
 
+    # --- intents ----------------------------------------------------------------------------
+
+    def record_intents(self, pairs: dict[str, str]) -> None:
+        """Remember which job each intent key's create made (the first job heard wins) and
+        register those jobs as submitted, so their later callbacks are accepted too."""
+        if not pairs:
+            return
+        with self._engine.connect() as conn:
+            known = set(conn.scalars(sa.select(intents_table.c.intent_key)
+                                     .where(intents_table.c.intent_key.in_(list(pairs)))))
+        rows = [{"intent_key": k, "job_id": j, "received_at": time.time()} for k, j in pairs.items()
+                if k not in known]
+        for row in rows:
+            with contextlib.suppress(IntegrityError):  # a concurrent receiver recorded it first
+                with self._engine.begin() as conn:
+                    conn.execute(intents_table.insert(), row)
+        self.register_submitted_many(pairs.values())
+
+    def job_for_intent(self, intent_key: str) -> str | None:
+        """The job id a callback named for this intent key, or None."""
+        return self.jobs_for_intents([intent_key]).get(intent_key)
+
+    def jobs_for_intents(self, intent_keys: Iterable[str]) -> dict[str, str]:
+        keys = list(dict.fromkeys(intent_keys))
+        out: dict[str, str] = {}
+        with self._engine.connect() as conn:
+            for chunk in _chunks(keys, self._chunk):
+                out.update((r.intent_key, r.job_id) for r in conn.execute(
+                    sa.select(intents_table.c.intent_key, intents_table.c.job_id)
+                    .where(intents_table.c.intent_key.in_(chunk))))
+        return out
+
     # --- events -----------------------------------------------------------------------------
 
     def add(self, event: WebhookEvent) -> bool:
@@ -249,7 +295,8 @@ class WebhookEventStore:
         return True
 
     def ingest_many(
-        self, candidates: list[list[WebhookEvent]], *, require_submitted: bool = True
+        self, candidates: list[list[WebhookEvent]], *, require_submitted: bool = True,
+        intents: list[str | None] | None = None,
     ) -> list[tuple[WebhookEvent | None, bool]]:
         """Store many received events in one lookup and one transaction (group commit).
 
@@ -258,7 +305,12 @@ class WebhookEventStore:
         first reading naming a submitted job (or the first reading when ``require_submitted``
         is False), or ``(None, False)`` when no reading names one. One SQLite commit per event
         caps a receiver near a thousand events/s; a batch shares its commit.
+
+        ``intents`` (one per item, or None) are verified intent keys from the callback path: an
+        item with one is accepted for a job not yet submitted - it is the job of that intent's
+        create, whose answer was lost - and the pair is recorded (`record_intents`).
         """
+        intents = intents if intents is not None else [None] * len(candidates)
         ids = list(dict.fromkeys(e.job_id for readings in candidates for e in readings))
         with self._engine.connect() as conn:
             submitted: set[str] = set()
@@ -272,17 +324,23 @@ class WebhookEventStore:
                     .where(events_table.c.job_id.in_(chunk))))
         results: list[tuple[WebhookEvent | None, bool]] = []
         fresh: list[WebhookEvent] = []
-        for readings in candidates:
+        claimed: dict[str, str] = {}
+        for readings, intent in zip(candidates, intents):
             event = next((e for e in readings if not require_submitted or e.job_id in submitted), None)
+            if event is None and intent is not None and readings:
+                event = readings[0]
             if event is None:
                 results.append((None, False))
                 continue
+            if intent is not None:
+                claimed.setdefault(intent, event.job_id)
             key = (event.job_id, event.status, event.signature or "")
             is_new = key not in existing
             existing.add(key)  # a retry inside the same batch is a duplicate too
             if is_new:
                 fresh.append(event)
             results.append((event, is_new))
+        self.record_intents(claimed)
         if fresh:
             now = time.time()
             rows = [{"job_id": e.job_id, "status": e.status, "signature": e.signature or "",
@@ -322,7 +380,7 @@ class WebhookEventStore:
         ids = list(dict.fromkeys(job_ids))
         best: dict[str, tuple[tuple[int, int], str]] = {}
         with self._engine.connect() as conn:
-            for chunk in _chunks(ids):
+            for chunk in _chunks(ids, self._chunk):
                 query = sa.select(
                     events_table.c.id,
                     events_table.c.job_id,

@@ -164,3 +164,28 @@ def xcom(dag_run, task_id: str, key: str = "return_value", map_index: int = -1):
         except ValueError:
             return value
     return value
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def services():
+    """Private Postgres (default max_connections) and Redis on loopback ports, via
+    ``scripts/services.sh`` (what ``make airflow-celery`` uses): ``{"PG_URL": ..., "REDIS_URL": ...}``."""
+    script = REPO / "scripts" / "services.sh"
+    if shutil.which("redis-server") is None or not list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")):
+        pytest.skip("postgres/redis not installed: run `bash scripts/services.sh ensure` (make test does)")
+    state = Path(tempfile.mkdtemp(prefix="akool-services-"))
+    started = subprocess.run(["bash", str(script), "start", str(state), str(_free_port()), str(_free_port())],
+                             capture_output=True, text=True, timeout=180)
+    assert started.returncode == 0, started.stderr[-2000:]
+    urls = dict(line.split("=", 1) for line in started.stdout.split() if "=" in line)
+    yield urls
+    subprocess.run(["bash", str(script), "stop", str(state)], capture_output=True, timeout=60)
+    shutil.rmtree(state, ignore_errors=True)

@@ -362,6 +362,24 @@ def test_deferred_task_completes_from_the_webhook_received_by_the_plugin(api_ser
     assert forged.status_code == 400
 
 
+def test_a_verdict_completed_by_webhook_keeps_its_conclusion_and_credits(api_server):
+    """Akool's callback says only _id/status/type/url: the verdict and the cost come from one status call."""
+    sb, _ = api_server
+    started = time.monotonic()
+    run = load_dag("akool_test_webhook_moderation").test()
+    assert str(run.state) == "success", task_states(run)
+    result = xcom(run, "moderate")
+    (job,) = [j for j in sb.jobs("moderation") if j["_id"] == result["job_id"]]
+    assert result["state"] == "completed"
+    assert result["conclusion"] == "Compliant" and result["detail"]
+    assert result["credits"] == job["cost"] and job["cost"] > 0, (result, job)
+    assert any(d["_id"] == result["job_id"] and d["status"] == 3 for d in sb.webhook_deliveries())
+    # poll_interval is 30 s: only the callback (plus the one status call it asks for) is this quick.
+    assert time.monotonic() - started < 20
+    polls = sum(n for p, n in sb.stats()["polls_by_path"].items() if "analysis/infobyid" in p)
+    assert polls <= 2, sb.stats()["polls_by_path"]  # the first look on arrival and the one after the callback
+
+
 def test_receiver_answers_503_until_configured(airflow, monkeypatch):
     import httpx
     from airflow.api_fastapi.app import init_plugins
@@ -385,3 +403,16 @@ def test_receiver_answers_503_until_configured(airflow, monkeypatch):
     assert answer.status_code == 503
     assert "Client Secret" in answer.json()["detail"] and "only-a-token" not in answer.text
     receiver._app, receiver._error = None, None
+
+
+def test_tasks_on_one_worker_share_the_token_exchange(airflow):
+    from akool_flows.airflow.operators import AkoolTtsOperator
+
+    sb = airflow
+    before = sb.stats()["requests_by_path"].get("/api/open/v3/getToken", 0)
+    for i in range(5):  # five mapped tasks run one after another by one worker process
+        op = AkoolTtsOperator(task_id=f"speak_{i}", input_text=f"Hello {i}", voice_id="LcfcDJNUP1GQjkzn1xUU",
+                              deferrable=False, poll_interval=0.1)
+        assert op.execute({})["state"] == "completed"
+    exchanges = sb.stats()["requests_by_path"].get("/api/open/v3/getToken", 0) - before
+    assert exchanges <= 1, exchanges

@@ -103,3 +103,61 @@ def test_a_retry_after_a_create_that_may_have_happened_does_not_create_again(air
     assert sb.create_count("tts") == 1 and sb.duplicate_creates() == {}  # not paid twice
     assert refused and "resubmit_uncertain=True" in refused and "may have been charged" in refused
     assert store["akool_job"]["phase"] == "intent"  # kept for the next try, which must refuse too
+
+
+def test_killed_before_the_create_left_the_worker_the_retry_submits_by_itself(airflow, monkeypatch):
+    from akool_flows.airflow import hooks
+
+    sb = airflow
+    # Tasks of one process share an exchanged token: start without one, so this task exchanges.
+    monkeypatch.setattr(hooks, "_SHARED_CREDENTIALS", {})
+    sb.faults.slow(3.0, next=1, path_prefix="/api/open/v3/getToken")
+    run = load_dag("akool_test_killed_before_sending").test()
+    assert str(run.state) == "success", task_states(run)
+    assert _try_number(run, "speak") >= 2  # really killed during the token exchange and retried
+    time.sleep(0.5)
+    assert sb.create_count("tts") == 1 and sb.duplicate_creates() == {}
+    record = _state_record(run, "speak")
+    assert record["phase"] == "submitted" and record["try_number"] >= 2
+
+
+def test_a_lost_create_answer_is_resolved_by_its_callback_without_paying_again(airflow, tmp_path, monkeypatch,
+                                                                                serve_asgi):
+    """With webhooks each create carries its own signed callback path: the callback names the job
+    whose create answer was lost, and the next try attaches it."""
+    from conftest import conn_json
+
+    from akool_flows.airflow.operators import AkoolTtsOperator
+    from akool_flows.webhook import WebhookEventStore, create_webhook_app
+
+    sb = airflow
+    store_url = f"sqlite:///{tmp_path / 'events.sqlite'}"
+    events = WebhookEventStore(store_url)
+    base = serve_asgi(create_webhook_app(events, sb.client_id, sb.client_secret))
+    monkeypatch.setenv("AIRFLOW_CONN_AKOOL_DEFAULT", conn_json(sb, webhook_url=f"{base}/webhook",
+                                                               webhook_store_url=store_url))
+    sb.faults.drop_after_create(next=1, path_prefix="/api/open/v3/audio/create")
+    state = StateStore()
+
+    def one_try():
+        op = AkoolTtsOperator(task_id="speak", input_text="Hello there", voice_id="LcfcDJNUP1GQjkzn1xUU",
+                              deferrable=False, poll_interval=0.1)
+        return op.execute({"task_state_store": state})
+
+    with pytest.raises(Exception):  # noqa: B017 - the answer was lost: the job may exist
+        one_try()
+    assert sb.create_count("tts") == 1 and state["akool_job"]["phase"] == "intent"
+    assert state["akool_job"]["sent"] is True and state["akool_job"]["intent_key"]
+    (job,) = sb.jobs("tts")
+    deadline = time.monotonic() + 10
+    while events.job_for_intent(state["akool_job"]["intent_key"]) is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the job finishes on Akool and calls back on its own path
+    result = one_try()
+    events.close()
+    assert result["job_id"] == job["_id"] and result["state"] == "completed"
+    assert sb.create_count("tts") == 1 and sb.duplicate_creates() == {}  # attached, not paid again
+    assert state["akool_job"]["phase"] == "submitted" and state["akool_job"]["job_id"] == job["_id"]
+    # The callback path cannot be forged: a path we did not sign is not a route.
+    import httpx
+
+    assert httpx.post(f"{base}/webhook/{'a' * 40}.{'0' * 32}", json={}).status_code == 404

@@ -62,21 +62,25 @@ def _all_events(trigger) -> list[dict]:
     return asyncio.run(asyncio.wait_for(go(), timeout=30))
 
 
-def test_a_raising_webhook_store_ends_in_one_error_event(airflow, tmp_path, monkeypatch):
+def _webhook_conn(sb, monkeypatch, store_url):
     from conftest import conn_json
 
+    monkeypatch.setenv("AIRFLOW_CONN_AKOOL_DEFAULT", conn_json(
+        sb, webhook_url="https://airflow.example.com/akool/webhook/tok", webhook_store_url=store_url))
+
+
+def test_a_webhook_store_that_cannot_open_ends_in_one_error_event(airflow, tmp_path, monkeypatch):
     from akool_flows.airflow.triggers import AkoolJobTrigger
     from akool_flows.webhook.store import WebhookEventStore
 
     sb = airflow
     store_url = f"sqlite:///{tmp_path / 'events.sqlite'}"
-    monkeypatch.setenv("AIRFLOW_CONN_AKOOL_DEFAULT", conn_json(
-        sb, webhook_url="https://airflow.example.com/akool/webhook/tok", webhook_store_url=store_url))
+    _webhook_conn(sb, monkeypatch, store_url)
 
     def broken(self, *args, **kwargs):
         raise RuntimeError(f"database is locked ({store_url})")
 
-    monkeypatch.setattr(WebhookEventStore, "latest_many", broken)
+    monkeypatch.setattr(WebhookEventStore, "__init__", broken)
     (job,) = _faceswaps(sb, 1)
     events = _all_events(AkoolJobTrigger(kind="faceswap_image", job_ids=[job.job_id], poll_interval=0.1,
                                          use_webhook_store=True))
@@ -85,6 +89,23 @@ def test_a_raising_webhook_store_ends_in_one_error_event(airflow, tmp_path, monk
     assert event["status"] == "error" and event["pending"] == [job.job_id]
     assert "RuntimeError: database is locked" in event["message"]
     assert store_url not in event["message"]  # it may carry a database password
+
+
+def test_failing_webhook_store_reads_only_delay_polling_finishes_the_job(airflow, tmp_path, monkeypatch):
+    from akool_flows.airflow.triggers import AkoolJobTrigger
+    from akool_flows.webhook.store import WebhookEventStore
+
+    sb = airflow
+    _webhook_conn(sb, monkeypatch, f"sqlite:///{tmp_path / 'events.sqlite'}")
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(WebhookEventStore, "latest_many", broken)
+    (job,) = _faceswaps(sb, 1)
+    (event,) = _all_events(AkoolJobTrigger(kind="faceswap_image", job_ids=[job.job_id], poll_interval=0.1,
+                                           webhook_poll_interval=0.3, use_webhook_store=True))
+    assert event["status"] == "success" and event["jobs"][0]["result_urls"]
 
 
 @pytest.mark.parametrize("failure", ["client raises", "unknown connection"])

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 
-from akool_flows.airflow.operators import AkoolJobOperator, AkoolTalkingPhotoOperator, AkoolTtsOperator
+from akool_flows.airflow.operators import (AkoolJobOperator, AkoolModerationOperator, AkoolTalkingPhotoOperator,
+                                        AkoolTtsOperator)
 from akool_flows.airflow.sensors import AkoolJobSensor
 
 PHOTO = "https://example.com/portrait.jpg"
@@ -57,3 +58,28 @@ with DAG(dag_id="akool_test_translate_languages", schedule=None, start_date=date
                      fields={"url": "https://example.com/talk.mp4", "source_language": "DEFAULT",
                              "language": "{{ params.languages }}", "speaker_num": 0, "remove_bgm": True},
                      params={"languages": "fr,de,ja"})
+
+# A verdict completed by webhook: Akool's callback carries no conclusion and no credits, so the
+# poll interval is far longer than the job and only the status call made on the callback can
+# fill them in time.
+with DAG(dag_id="akool_test_webhook_moderation", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    AkoolModerationOperator(task_id="moderate", content="Have a great day, everyone!", type=4, language="en",
+                            deferrable=True, poll_interval=30, timeout=timedelta(seconds=25))
+
+# Killed while the token exchange is in flight (the sandbox delays getToken): the intent is
+# recorded but the create request never left the worker. The retry must submit by itself.
+# retries=2: on a loaded machine the kill can land before the token exchange, and then the slow
+# exchange kills the next try instead.
+with DAG(dag_id="akool_test_killed_before_sending", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+    AkoolTtsOperator(
+        task_id="speak", input_text="Hello there", voice_id="LcfcDJNUP1GQjkzn1xUU", deferrable=False,
+        poll_interval=0.2, execution_timeout=timedelta(seconds=1), retries=2, retry_delay=timedelta(seconds=0.5))
+
+# Many deferred tasks waiting on webhooks at once (the distributed-setup test): the poll
+# interval is far beyond the job time, so the callbacks finish them.
+with DAG(dag_id="akool_test_many_deferred", schedule=None, start_date=datetime(2026, 1, 1), catchup=False,
+         max_active_tasks=1000, params={"n": 500}):
+    AkoolModerationOperator.partial(task_id="moderate", type=4, language="en", deferrable=True, poll_interval=120,
+                                    timeout=timedelta(minutes=10), max_active_tis_per_dagrun=1000).expand(
+        content=[f"comment number {i}, have a nice day" for i in range(int(__import__("os").environ.get(
+            "AKOOL_TEST_DEFERRED_TASKS", "500")))])
