@@ -51,7 +51,7 @@ class BatchApp(BatchAppBase):
         self.title = k.title
         self.slug = k.name
         super().__init__(df, kind=k.name, **options)
-        self._root.add_class("akool-batch-app")
+        self.ui.root.add_class("akool-batch-app")
 
     def _build_form(self) -> list[w.Widget]:
         #: One `FieldInput` per request field, by the docs' field name.
@@ -62,7 +62,7 @@ class BatchApp(BatchAppBase):
             self.fields[name].set_constant(value)
         for item in self.fields.values():
             self._watch(item.source, item.value)
-        intro = w.HTML(f'<div class="akool-muted">{render._e(self.job_kind.description)} '
+        intro = w.HTML(f'<div class="akool-muted">{render.e(self.job_kind.description)} '
                        f'Fields marked * are required; hover a name for the docs\' description.</div>')
         return [intro, *(item.row for item in self.fields.values())]
 

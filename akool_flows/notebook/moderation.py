@@ -10,7 +10,7 @@ import pandas as pd
 
 from akool_flows.api.models import MODERATION_TYPES
 from akool_flows.notebook import render
-from akool_flows.notebook.base import PROBLEM_OUTCOMES, BatchAppBase, _credits_by, check_input_frame
+from akool_flows.notebook.base import PROBLEM_OUTCOMES, BatchAppBase, check_input_frame
 
 __all__ = ["ModerationApp"]
 
@@ -136,7 +136,7 @@ class ModerationApp(BatchAppBase):
         labelled = results.assign(_verdict=verdict)
         colors = {**render.OUTCOME_COLORS, **render.CONCLUSION_COLORS}
         return (render.bar_chart_svg(verdict.value_counts().to_dict(), title="Conclusions", colors=colors)
-                + render.bar_chart_svg(_credits_by(labelled, "_verdict"), title="Credits per conclusion",
+                + render.bar_chart_svg(render.credits_by(labelled, "_verdict"), title="Credits per conclusion",
                                        colors=colors, value_format="{:,.2f}"))
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from akool_flows.notebook.status import OUTCOME_ORDER, RunNumbers, format_credits, label, money_text
+
 __all__ = [
     "STYLE",
     "CONCLUSION_COLORS",
@@ -21,8 +23,10 @@ __all__ = [
     "badge_html",
     "bar_chart_svg",
     "cost_summary_html",
-    "estimate_html",
+    "e",
     "format_credits",
+    "outcome_charts",
+    "progress_html",
     "results_table_html",
 ]
 
@@ -43,6 +47,7 @@ OUTCOME_COLORS: dict[str, str] = {
     "pending": "#8c959f",
     "submitting": "#0969da",
     "running": "#0969da",
+    "submitted": "#0969da",
 }
 _FALLBACK_COLOR = "#57606a"
 
@@ -74,8 +79,12 @@ STYLE = """<style>
 </style>"""
 
 
-def _e(value: Any) -> str:
+def e(value: Any) -> str:
+    """`value` as text safe inside HTML (and inside a quoted attribute)."""
     return html.escape("" if value is None else str(value), quote=True)
+
+
+_e = e  # older callers
 
 
 def _is_missing(value: Any) -> bool:
@@ -85,14 +94,6 @@ def _is_missing(value: Any) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False  # lists, dicts: present
-
-
-def format_credits(value: float | None) -> str:
-    """Credits as people read them: up to 4 decimals, no trailing zeros; "unknown" for None/NaN."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "unknown"
-    text = f"{value:,.4f}".rstrip("0").rstrip(".")
-    return text or "0"
 
 
 def _pill(label: str, color: str, css: str) -> str:
@@ -114,60 +115,6 @@ def badge_html(title: str, *, sandbox: bool, target: str) -> str:
     return f'{STYLE}<div class="akool-header-line"><span class="akool-title">{_e(title)}</span>{badge}</div>'
 
 
-def estimate_html(summary: Mapping[str, Any], rejections: Sequence[Mapping[str, Any]] = (), *,
-                  usd_per_credit: float = 0.04, resumed: Mapping[str, int] | None = None) -> str:
-    """Validation and cost estimate before anything is spent.
-
-    `summary` holds ``total``, ``valid``, ``rejected``, ``credits``, ``unknown_rows`` (and
-    optionally ``usd``); `rejections` is `BatchPlan.rejections()`: ``[{"error", "count",
-    "first_rows"}]``, the most common reasons first. `resumed` counts rows the ledger already
-    holds, per state: a rerun polls or reuses them instead of paying again.
-    """
-    total = int(summary.get("total", 0))
-    valid = int(summary.get("valid", 0))
-    n_rejected = int(summary.get("rejected", 0))
-    credits = summary.get("credits")
-    unknown = int(summary.get("unknown_rows", 0) or 0)
-    usd = summary.get("usd")
-    if usd is None and credits is not None and not _is_missing(credits):
-        usd = float(credits) * usd_per_credit
-    cost = f"{format_credits(credits)} credits"
-    if usd is not None and not _is_missing(usd):
-        cost += f" (≈ ${usd:,.2f})"
-    if unknown:
-        cost += (f' <span class="akool-muted">+ {unknown:,} row{"s" if unknown != 1 else ""} of unknown price '
-                 f'(the docs publish none; pass cost_table= to budget them)</span>')
-    rows = [
-        ("Rows", f"{total:,}"),
-        ("Valid", f"{valid:,}"),
-        ("Rejected", f'<span class="{"akool-problem" if n_rejected else ""}">{n_rejected:,}</span>'),
-        ("Estimated cost", cost),
-    ]
-    dupes = int(summary.get("duplicates", 0) or 0)
-    if dupes:
-        rows.insert(2, ("Identical to an earlier row", f"{dupes:,} (sent once, sharing its result)"))
-    out = ['<table class="akool-kv akool-estimate-table">']
-    out += [f"<tr><td>{k}</td><td><b>{v}</b></td></tr>" for k, v in rows]
-    out.append("</table>")
-    if resumed:
-        known = sum(resumed.values())
-        states = ", ".join(f"{n:,} {state}" for state, n in sorted(resumed.items()))
-        out.append(f'<div class="akool-resume">The ledger already knows {known:,} of these rows ({_e(states)}): '
-                   f'Run resumes them without paying again.</div>')
-    if rejections:
-        out.append('<div class="akool-rejections">Rejected rows are never sent; they are reported with '
-                   'their reason:<ul>')
-        for item in rejections:
-            first = [str(r) for r in item.get("first_rows", ())]
-            count = int(item.get("count", 1))
-            where = ", ".join(first) + ("…" if count > len(first) else "")
-            label = f"row {where}" if count == 1 else f"{count:,} rows ({where})"
-            out.append(f'<li class="akool-problem"><span class="akool-rejected-rows">{_e(label)}</span>: '
-                       f'{_e(item.get("error"))}</li>')
-        out.append("</ul></div>")
-    return "".join(out)
-
-
 def _cell(column: str, value: Any, *, max_chars: int) -> str:
     if _is_missing(value) or value == "":
         return '<td class="akool-muted">–</td>'
@@ -176,7 +123,7 @@ def _cell(column: str, value: Any, *, max_chars: int) -> str:
         return f'<td class="akool-conclusion">{_pill(str(value), color, "akool-conclusion-" + _slug(str(value)))}</td>'
     if column == "outcome":
         color = OUTCOME_COLORS.get(str(value), _FALLBACK_COLOR)
-        return f'<td class="akool-outcome">{_pill(str(value), color, "akool-outcome-" + _slug(str(value)))}</td>'
+        return f'<td class="akool-outcome">{_pill(label(str(value)), color, "akool-outcome-" + _slug(str(value)))}</td>'
     if column == "credits" or column.startswith("est_credits"):
         return f'<td class="akool-num">{_e(format_credits(float(value)))}</td>'
     text = str(value)
@@ -246,24 +193,42 @@ def bar_chart_svg(values: Mapping[str, float], *, title: str, colors: Mapping[st
     return "".join(parts)
 
 
-def cost_summary_html(summary: Mapping[str, Any], *, estimate_credits: float | None = None) -> str:
-    """After a run: rows per outcome, credits spent vs. estimated, USD, wall time."""
-    counts = summary.get("counts") or {}
-    credits = summary.get("credits")
-    usd = summary.get("usd")
-    rows = []
-    for outcome in ("completed", "failed", "rejected", "cancelled", "uncertain", "timed_out"):
-        n = counts.get(outcome)
-        if n:
-            rows.append((outcome, f"{int(n):,}"))
-    spent = f"{format_credits(credits)} credits"
-    if usd is not None and not _is_missing(usd):
-        spent += f" (≈ ${float(usd):,.2f})"
-    rows.append(("Spent", spent))
+def progress_html(numbers: RunNumbers) -> str:
+    """The line beside the progress bar: rows done of all, then the same counts as everywhere."""
+    text = e(numbers.progress_line())
+    head = f"{numbers.done:,} / {numbers.total:,}"
+    return text.replace(head, f"<b>{head}</b>", 1)
+
+
+def cost_summary_html(numbers: RunNumbers, *, estimate_credits: float | None = None,
+                      usd_per_credit: float | None = None) -> str:
+    """After a run: rows per outcome, credits new this run and already paid, estimate, wall time."""
+    rows = [(label(o), f"{numbers.counts[o]:,}") for o in OUTCOME_ORDER if numbers.counts.get(o)]
+    rows.append(("New this run", money_text(numbers.credits_new, 0.0, usd_per_credit)))
+    rows.append(("Already paid", f"{format_credits(numbers.credits_earlier)} credits (earlier runs; not charged "
+                                 "again)"))
     if estimate_credits is not None and not _is_missing(estimate_credits):
         rows.append(("Estimated", f"{format_credits(estimate_credits)} credits"))
-    wall = summary.get("wall_seconds", summary.get("wall_time"))
-    if wall is not None and not _is_missing(wall):
-        rows.append(("Wall time", f"{float(wall):,.1f} s"))
+    if numbers.elapsed is not None and not _is_missing(numbers.elapsed):
+        rows.append(("Wall time", f"{float(numbers.elapsed):,.1f} s"))
     return ('<table class="akool-kv akool-cost-summary">'
-            + "".join(f"<tr><td>{_e(k)}</td><td><b>{v}</b></td></tr>" for k, v in rows) + "</table>")
+            + "".join(f"<tr><td>{e(k)}</td><td><b>{e(v)}</b></td></tr>" for k, v in rows) + "</table>")
+
+
+def credits_by(results: pd.DataFrame, column: str) -> dict[str, float]:
+    """Credits per value of `column` (rows without a figure count 0)."""
+    if column not in results or "credits" not in results:
+        return {}
+    credits = pd.to_numeric(results["credits"], errors="coerce").fillna(0.0)
+    return credits.groupby(results[column].fillna("–")).sum().to_dict()
+
+
+def outcome_charts(results: pd.DataFrame) -> str:
+    """Rows and credits per outcome, outcomes named as everywhere else."""
+    if "outcome" not in results:
+        return bar_chart_svg({}, title="Rows per outcome")
+    named = results.assign(_label=results["outcome"].map(label))
+    colors = {label(o): c for o, c in OUTCOME_COLORS.items()}
+    return (bar_chart_svg(named["_label"].value_counts().to_dict(), title="Rows per outcome", colors=colors)
+            + bar_chart_svg(credits_by(named, "_label"), title="Credits per outcome", colors=colors,
+                            value_format="{:,.2f}"))

@@ -1,0 +1,87 @@
+"""The results table while a run goes: the plan's rows, updated from the ledger as the engine writes it.
+
+The ledger is the engine's own record (written before and after every call), read through a
+second connection, so the table shows submitted, running and finished rows without the engine
+knowing about widgets. Reading and merging 10,000 rows takes ~0.1 s, so it happens on a worker
+thread and the redraw on the loop; refreshes are spaced to about a tenth of the run's time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from akool_flows.notebook.frames import apply_ledger, pending_frame
+from akool_flows.notebook.ledger_view import LedgerView
+
+__all__ = ["LiveTable"]
+
+#: Seconds between live table rebuilds at least.
+MIN_INTERVAL = 0.75
+
+
+class LiveTable:
+    """The live frame of one run. `redraw(frame)` is called on the loop with each new frame."""
+
+    def __init__(self, view: LedgerView, plan: Any, table: pd.DataFrame, batch_id: str,
+                 redraw: Callable[[pd.DataFrame], Any]) -> None:
+        self.view = view
+        self.plan = plan
+        self.batch_id = batch_id
+        self.frame = pending_frame(plan, table)
+        self._redraw = redraw
+        self.interval = MIN_INTERVAL
+        self._last = 0.0
+        self._busy = False
+        self.closed = False
+
+    def tick(self) -> None:
+        """A progress report arrived: refresh if it is time and no refresh is under way."""
+        now = time.monotonic()
+        if self.closed or self._busy or now - self._last < self.interval:
+            return
+        self._last = now
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.refresh()
+            return
+        self._busy = True
+        future = loop.run_in_executor(None, self._read)
+
+        def apply(done: Any) -> None:
+            self._busy = False
+            if self.closed or done.cancelled() or done.exception():
+                return  # the run ended meanwhile: its final result is what the table shows
+            frame, took = done.result()
+            self._show(frame, took)
+
+        future.add_done_callback(apply)
+
+    def refresh(self) -> None:
+        """Fold what the ledger says into the frame and redraw, now (on the caller's thread)."""
+        self._show(*self._read())
+
+    def close(self) -> None:
+        self.closed = True
+
+    def _read(self) -> tuple[pd.DataFrame | None, float]:
+        started = time.monotonic()
+        try:
+            rows = self.view.rows(self.batch_id)
+        except Exception:  # noqa: BLE001 - the table is a view; the run's own result is what counts
+            return None, 0.0
+        frame = apply_ledger(self.frame, rows, self.plan.duplicate_of) if rows else None
+        return frame, time.monotonic() - started
+
+    def _show(self, frame: pd.DataFrame | None, took: float) -> None:
+        started = time.monotonic()
+        if frame is not None:
+            self.frame = frame
+        self._redraw(self.frame)
+        # Keep refreshes to about a tenth of the run's time on very large batches.
+        self.interval = max(MIN_INTERVAL, 10 * (took + time.monotonic() - started))
