@@ -21,10 +21,14 @@ from typing import Any, ClassVar
 import ipywidgets as w
 import pandas as pd
 
+from akool_flows.api.kinds import get_kind
+
 from akool_flows.notebook import render
 from akool_flows.notebook.connection import Connection, resolve_connection
 from akool_flows.notebook.estimate import estimate_html
+from akool_flows.notebook.export import download_link_html, export_table
 from akool_flows.notebook.frames import input_columns, order_columns
+from akool_flows.notebook.grid import display_frame, search_mask
 from akool_flows.notebook.layout import AppLayout
 from akool_flows.notebook.ledger_view import Known, LedgerView
 from akool_flows.notebook.live import LiveTable
@@ -59,7 +63,7 @@ def check_input_frame(df: Any, *, needs: str | None = None, **columns: str | Non
 
 class BatchAppBase:
     """Common machinery of the notebook apps. Subclasses define `title`, `slug` and the hooks
-    `_build_form`, `_plan_options` and (optionally) `_plan_input`, `_table_columns`, `_charts`
+    `_build_form`, `_plan_options` and (optionally) `_plan_input`, `_answer_columns`, `_charts`
     and `_filters`.
 
     Options every app takes (keywords):
@@ -251,27 +255,32 @@ class BatchAppBase:
             raise TimeoutError(f"the run did not finish within {timeout} s; it continues in the background")
         return self.results
 
-    def export(self, path: str | Path, *, format: str | None = None, cost_log: bool = True) -> Path:
-        """Write `results` as spreadsheet-safe CSV or as Parquet (by `format`, else by the file's
-        extension); with `cost_log`, the cost log goes next to it as ``<name>.costs.csv``.
-        Returns the path written."""
-        path = Path(path).expanduser()
-        is_parquet = path.suffix.lower() in (".parquet", ".pq")
-        fmt = (format or ("parquet" if is_parquet else "csv")).lower()
-        if fmt not in ("csv", "parquet"):
-            raise ValueError(f"format must be 'csv' or 'parquet', got {format!r}")
-        if fmt == "parquet" and not is_parquet:
-            path = path.with_suffix(".parquet")
-        elif fmt == "csv" and is_parquet:
-            path = path.with_suffix(".csv")
+    @property
+    def shown(self) -> pd.DataFrame:
+        """The rows the grid shows: `results` through the "Show" filter and the search box."""
         df = self.results
         if df.empty:
+            return df
+        mask = self._filters()[self.ui.filter.value](df).fillna(False).astype(bool)
+        return df[mask & search_mask(df, self.ui.search.value)]
+
+    def export(self, path: str | Path, *, format: str | None = None, cost_log: bool = True, rows: str = "shown",
+               make_dirs: bool = False) -> Path:
+        """Write the rows the grid shows (``rows="all"``: every row) as spreadsheet-safe CSV or as
+        Parquet (by `format`, else by the file's extension); with `cost_log`, the cost log of
+        those rows goes next to it as ``<name>.costs.csv``. Only into an existing folder unless
+        `make_dirs`. Returns the path written."""
+        if rows not in ("shown", "all"):
+            raise ValueError(f"rows must be 'shown' or 'all', got {rows!r}")
+        df = self.shown if rows == "shown" else self.results
+        if self.results.empty:
             raise ValueError("nothing to export yet: run the batch first")
-        batch = _batch()
-        batch.write_table(df, path)
+        costs = None
         if cost_log and not self.cost_log.empty:
-            batch.write_table(self.cost_log, path.with_name(path.stem + ".costs.csv"))
-        return path
+            log = self.cost_log
+            keep = log["row_key"].isin(df["row_key"]) | log["row_key"].eq("TOTAL")
+            costs = log if len(df) == len(self.results) else _with_total(log[keep], self.options.usd_per_credit)
+        return export_table(df, path, format=format, cost_log=costs, make_dirs=make_dirs)
 
     @property
     def widget(self) -> w.VBox:
@@ -314,11 +323,17 @@ class BatchAppBase:
         """The table the plan is made from (the catalog app fans rows out per language here)."""
         return df
 
-    def _table_columns(self) -> list[str]:
-        return ["input_index", "outcome", "job_id", "result_url", "credits", "error_message"]
+    def _row_number_column(self) -> str:
+        """The column the grid numbers rows by (the input's own row label)."""
+        return "input_index"
+
+    def _answer_columns(self) -> list[str]:
+        """What each row came to, after the user's columns."""
+        return ["outcome", "result_url", "credits", "paid_in", "error_message"]
 
     def _table_labels(self) -> dict[str, str]:
-        return {"input_index": "#", "result_url": "result", "error_message": "error"}
+        return {self._row_number_column(): "#", "result_url": "result", "error_message": "error",
+                "paid_in": "paid in"}
 
     def _charts(self, results: pd.DataFrame) -> str:
         """Small charts for the summary area: rows and credits per outcome."""
@@ -440,17 +455,32 @@ class BatchAppBase:
         except Exception as exc:  # noqa: BLE001 - a button must never raise into the kernel
             self.ui.set_status(f"Cannot run: {type(exc).__name__}: {exc}", "error")
 
+    def _grid_columns(self) -> list[str]:
+        """The row number, the user's own columns, a media preview, then what each row came to."""
+        number = self._row_number_column()
+        source = self.result.plan.source if self.result is not None else (
+            self._live.plan.source if self._live is not None else self.df)
+        own = [c for c in input_columns(source) if c != number]
+        return [number, *own, "preview", *[c for c in self._answer_columns() if c not in own]]
+
     def _on_format_change(self, change: Mapping[str, Any]) -> None:
         path = Path(self.ui.export_path.value or f"{self.slug}-results")
         self.ui.export_path.value = str(path.with_suffix("." + change["new"]))
 
     def _on_export_click(self, _button: Any) -> None:
+        from IPython.display import HTML, display
+
+        self.ui.download.clear_output()
         try:
             path = self.export(self.ui.export_path.value, format=self.ui.export_format.value)
         except Exception as exc:  # noqa: BLE001
             self.ui.export_status.value = f'<span class="akool-problem">Export failed: {render.e(exc)}</span>'
             return
-        self.ui.export_status.value = f'Wrote {len(self.results):,} rows to <code>{render.e(path.resolve())}</code>'
+        n, total = len(self.shown), len(self.results)
+        which = f"{n:,} rows" if n == total else f"{n:,} of {total:,} rows (as filtered)"
+        self.ui.export_status.value = f"Wrote {which} to <code>{render.e(path.resolve())}</code>"
+        with self.ui.download:
+            display(HTML(download_link_html(path)))
 
     def _show_estimate(self) -> None:
         if self.plan is None:
@@ -483,10 +513,22 @@ class BatchAppBase:
         self.ui.progress_text.value = render.progress_html(numbers)
 
     def _render_results(self) -> None:
-        df = self.results
-        if not df.empty:
-            mask = self._filters()[self.ui.filter.value](df)
-            df = df[mask.fillna(False).astype(bool)]
-        self.ui.results.value = render.results_table_html(
-            df, self._table_columns(), labels=self._table_labels(),
-            empty="No results yet." if self.results.empty else "No rows match this filter.")
+        shown = self.shown
+        plan = self.result.plan if self.result is not None else (self._live.plan if self._live is not None else None)
+        bodies = [plan.bodies[i] for i in shown.index] if plan is not None and len(plan.bodies) == len(self.results) \
+            else None
+        self.ui.grid.show(display_frame(shown, self._grid_columns(), self._table_labels(),
+                                        kind=get_kind(self.kind), bodies=bodies))
+        total = len(self.results)
+        self.ui.shown.value = ("" if not total else f'<span class="akool-muted">{len(shown):,} of {total:,} rows '
+                               f'shown; export writes these</span>' if len(shown) != total
+                               else f'<span class="akool-muted">{total:,} rows</span>')
+
+
+def _with_total(log: pd.DataFrame, usd_per_credit: float) -> pd.DataFrame:
+    """A cost log cut to some rows, with its TOTAL row recomputed for them."""
+    rows = log[log["row_key"] != "TOTAL"]
+    credits = float(pd.to_numeric(rows["credits"], errors="coerce").sum(skipna=True))
+    total = {"row_key": "TOTAL", "input_index": None, "outcome": f"{len(rows)} rows", "credits": credits,
+             "credits_source": "", "paid_in": "", "usd": credits * usd_per_credit}
+    return pd.concat([rows, pd.DataFrame([total])], ignore_index=True)

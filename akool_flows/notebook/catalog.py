@@ -147,12 +147,15 @@ class CatalogTranslationApp(BatchAppBase):
 
     # --- results -----------------------------------------------------------------------------
 
-    def _table_columns(self) -> list[str]:
-        return ["catalog_row", self.url_column.value, "language", "outcome", "result_url", "credits",
-                "error_message"]
+    def _row_number_column(self) -> str:
+        # One catalog row fans out into one job per language: number by the catalog's row.
+        return "catalog_row"
+
+    def _answer_columns(self) -> list[str]:
+        return ["outcome", "result_url", "credits", "paid_in", "error_message"]
 
     def _table_labels(self) -> dict[str, str]:
-        return {"catalog_row": "#", "result_url": "translated video", "error_message": "error"}
+        return {**super()._table_labels(), "result_url": "translated video"}
 
     def _filters(self) -> dict[str, Callable[[pd.DataFrame], pd.Series]]:
         filters: dict[str, Callable[[pd.DataFrame], pd.Series]] = {

@@ -70,7 +70,6 @@ class BatchApp(BatchAppBase):
         columns, defaults = form_values(self.fields)
         return {"columns": columns, "defaults": defaults}
 
-    def _table_columns(self) -> list[str]:
-        mapped = [src[1] for item in self.fields.values() if isinstance(src := item.source.value, tuple)]
-        extra = ["conclusion", "detail"] if self.kind == "moderation" else []
-        return ["input_index", *mapped[:2], "outcome", *extra, "result_url", "credits", "error_message"]
+    def _answer_columns(self) -> list[str]:
+        verdict = [self.job_kind.verdict_field, "detail"] if self.job_kind.verdict_field else []
+        return [*verdict, "outcome", "result_url", "credits", "paid_in", "error_message"]

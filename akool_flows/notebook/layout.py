@@ -13,6 +13,7 @@ from typing import Any
 import ipywidgets as w
 
 from akool_flows.notebook import render
+from akool_flows.notebook.grid import ResultsGrid
 
 __all__ = ["AppLayout", "button"]
 
@@ -64,7 +65,13 @@ class AppLayout:
         self.filter = w.Dropdown(options=filters, value=filters[0], description="Show", layout=w.Layout(width="240px"))
         self.filter.add_class("akool-filter")
         self.filter.observe(on_filter, names="value")
-        self.results = _html("akool-results", render.results_table_html(None, []))
+        # Enter (or leaving the box) searches: a search over 100,000 rows per keystroke would lag.
+        self.search = w.Text(placeholder="search every column (Enter)", continuous_update=False,
+                             layout=w.Layout(width="300px"))
+        self.search.add_class("akool-search")
+        self.search.observe(on_filter, names="value")
+        self.shown = _html("akool-shown")
+        self.grid = ResultsGrid()
         self.summary = _html("akool-summary")
         self.charts = _html("akool-charts")
         self.log = w.Output(layout=w.Layout(max_height="160px", overflow="auto"))
@@ -77,6 +84,9 @@ class AppLayout:
         self.export_format.add_class("akool-export-format")
         self.export = button("Export", "akool-export", "", "download", on_export)
         self.export_status = _html("akool-export-status")
+        # The link goes through the notebook's output renderer, which makes relative links work.
+        self.download = w.Output(layout=w.Layout(max_width="100%"))
+        self.download.add_class("akool-download-area")
 
         self.root = w.VBox([
             self.header,
@@ -85,12 +95,13 @@ class AppLayout:
             self.estimate,
             w.HBox([self.run, self.cancel, self.status], layout=w.Layout(**_WRAP)),
             w.HBox([self.progress, self.progress_text], layout=w.Layout(**_WRAP)),
-            self.filter,
-            self.results,
+            w.HBox([self.filter, self.search, self.shown], layout=w.Layout(**_WRAP)),
+            self.grid.container,
             w.HBox([self.summary, self.charts], layout=w.Layout(**_WRAP)),
             self.log,
             w.HBox([self.export_path, self.export_format, self.export], layout=w.Layout(**_WRAP)),
             self.export_status,
+            self.download,
         ], layout=w.Layout(max_width="100%"))
         self.root.add_class("akool-app")
         self.root.add_class(f"akool-{slug}-app")

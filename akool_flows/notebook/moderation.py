@@ -110,11 +110,11 @@ class ModerationApp(BatchAppBase):
 
     # --- results -----------------------------------------------------------------------------
 
-    def _table_columns(self) -> list[str]:
-        return ["input_index", self.content_column.value, "conclusion", "detail", "outcome", "credits", "error_message"]
+    def _answer_columns(self) -> list[str]:
+        return ["conclusion", "detail", "outcome", "credits", "paid_in", "error_message"]
 
     def _table_labels(self) -> dict[str, str]:
-        return {"input_index": "#", "detail": "reasons", "error_message": "error"}
+        return {**super()._table_labels(), "detail": "reasons"}
 
     def _filters(self) -> dict[str, Callable[[pd.DataFrame], pd.Series]]:
         def conclusion(value: str) -> Callable[[pd.DataFrame], pd.Series]:

@@ -100,7 +100,7 @@ def _pill(label: str, color: str, css: str) -> str:
     return f'<span class="akool-pill {css}" style="background:{color}">{_e(label)}</span>'
 
 
-def _slug(value: str) -> str:
+def slug(value: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in value.lower()).strip("-")
 
 
@@ -120,10 +120,10 @@ def _cell(column: str, value: Any, *, max_chars: int) -> str:
         return '<td class="akool-muted">–</td>'
     if column == "conclusion":
         color = CONCLUSION_COLORS.get(str(value), _FALLBACK_COLOR)
-        return f'<td class="akool-conclusion">{_pill(str(value), color, "akool-conclusion-" + _slug(str(value)))}</td>'
+        return f'<td class="akool-conclusion">{_pill(str(value), color, "akool-conclusion-" + slug(str(value)))}</td>'
     if column == "outcome":
         color = OUTCOME_COLORS.get(str(value), _FALLBACK_COLOR)
-        return f'<td class="akool-outcome">{_pill(label(str(value)), color, "akool-outcome-" + _slug(str(value)))}</td>'
+        return f'<td class="akool-outcome">{_pill(label(str(value)), color, "akool-outcome-" + slug(str(value)))}</td>'
     if column == "credits" or column.startswith("est_credits"):
         return f'<td class="akool-num">{_e(format_credits(float(value)))}</td>'
     text = str(value)
@@ -154,7 +154,7 @@ def results_table_html(results: pd.DataFrame, columns: Sequence[str], *, labels:
         classes = ["akool-row"]
         for key in ("outcome", "conclusion"):
             if key in results.columns and not _is_missing(row.get(key)):
-                classes.append(f"akool-row-{key}-{_slug(str(row[key]))}")
+                classes.append(f"akool-row-{key}-{slug(str(row[key]))}")
         cells = "".join(_cell(c, row.get(c), max_chars=max_chars) for c in shown_cols)
         body.append(f'<tr class="{" ".join(classes)}">{cells}</tr>')
     caption = ""

@@ -43,9 +43,13 @@ async def test_rows_times_languages_run_and_export(catalog, sandbox, tmp_path) -
     assert len(jobs) == 10 and sandbox.duplicate_creates() == {}
     assert "Completed per language" in app.ui.charts.value
     app.ui.filter.value = "language fr"
-    assert app.ui.results.value.count('<tr class="akool-row') == 6
+    assert len(app.ui.grid.cells) == 6
+    # Numbered by catalog row (0-5 for 6 videos), not by language job (0-11).
+    assert sorted(set(app.ui.grid.cells["#"])) == [0, 1, 2, 3, 4, 5]
 
-    path = app.export(tmp_path / "translations.parquet")
+    # Export writes what the filter shows, or every row when asked.
+    assert set(pd.read_csv(app.export(tmp_path / "fr.csv"))["language"]) == {"fr"}
+    path = app.export(tmp_path / "translations.parquet", rows="all")
     back = pd.read_parquet(path)
     assert len(back) == 12 and back.loc[back["outcome"] == "completed", "lipsync"].all()
 
@@ -94,7 +98,7 @@ async def test_generic_tts_batch_from_constants_and_columns(sandbox, tmp_path) -
     res = app.results
     assert res["outcome"].tolist() == ["completed", "completed", "failed"]
     assert res.loc[0, "result_url"].endswith(".mp3")
-    assert "line" in app._table_columns()
+    assert "line" in app.ui.grid.cells.columns
     assert app.plan.bodies[0] == {"input_text": "Welcome to the store.", "voice_id": "LcfcDJNUP1GQjkzn1xUU",
                                   "rate": "90%"}
     assert len(sandbox.jobs("tts")) == 3

@@ -51,10 +51,13 @@ async def test_estimate_then_run_shows_every_row(comments, sandbox, tmp_path) ->
     assert app.status == "finished" and app.status_text.startswith("Finished: 22 completed, 1 failed, 1 rejected")
     assert sandbox.create_count("moderation") == 22
 
-    table = app.ui.results.value
-    assert table.count('<tr class="akool-row') == 24
-    assert table.count('class="akool-pill akool-conclusion-non-compliant"') == 5
-    assert "akool-outcome-rejected" in table
+    grid = app.ui.grid.cells
+    assert len(grid) == 24
+    # The user's own columns first (their id too), then the verdict; one line per row.
+    assert list(grid.columns[:5]) == ["#", "comment_id", "comment", "channel", "conclusion"]
+    assert grid["conclusion"].str.contains("akool-conclusion-non-compliant").sum() == 5
+    assert grid["outcome"].str.contains("akool-outcome-rejected").sum() == 1
+    assert not grid["reasons"].str.contains("Result:").any() and not grid["reasons"].str.contains("\n").any()
     assert "2.1 credits" in app.ui.summary.value
     assert '<svg class="akool-chart"' in app.ui.charts.value and 'data-label="Non-Compliant" data-value="5"' \
         in app.ui.charts.value
@@ -68,10 +71,12 @@ async def test_filter_shows_only_the_chosen_verdicts(comments, sandbox, tmp_path
     app.run_button.click()
     await app.wait(timeout=20)
     app.ui.filter.value = "Non-Compliant"
-    html = app.ui.results.value
-    assert html.count('<tr class="akool-row') == 5 and "akool-conclusion-compliant" not in html
+    cells = app.ui.grid.cells
+    assert len(cells) == 5 and not cells["conclusion"].str.contains("akool-conclusion-compliant").any()
     app.ui.filter.value = "problems"
-    assert app.ui.results.value.count('<tr class="akool-row') == 2  # 1 rejected + 1 failed
+    assert len(app.ui.grid.cells) == 2 and len(app.shown) == 2  # 1 rejected + 1 failed
+    app.ui.search.value = "fail"
+    assert app.shown["comment_id"].tolist() == ["c021"] and len(app.ui.grid.cells) == 1
 
 
 async def test_form_changes_update_the_estimate(comments, sandbox, tmp_path) -> None:
@@ -109,7 +114,7 @@ async def test_live_table_shows_rows_as_they_finish(comments, sandbox, tmp_path)
     sandbox.configure(latency=0.05, job_seconds=0.6)
     app = make_app(comments, sandbox, tmp_path, concurrency=1)
     app.run_button.click()
-    await wait_until(lambda: "akool-outcome-completed" in app.ui.results.value, what="a completed row in the table")
+    await wait_until(lambda: "akool-outcome-completed" in app.ui.grid.text(), what="a completed row in the table")
     # Mid-run: finished rows next to rows still pending or running, and the progress line counts them.
     assert app.running
     live = app.results
@@ -167,6 +172,10 @@ async def test_export_csv_and_parquet_from_the_buttons(comments, sandbox, tmp_pa
     app.run_button.click()
     await app.wait(timeout=20)
     app.export_button.click()
+    # Only into folders that exist: a typo in the path must not grow new folders.
+    assert "folder" in app.ui.export_status.value and "does not exist" in app.ui.export_status.value
+    (tmp_path / "out").mkdir()
+    app.export_button.click()
     csv_path = tmp_path / "out" / "verdicts.csv"
     assert "Wrote 24 rows" in app.ui.export_status.value
     exported = pd.read_csv(csv_path)
@@ -195,7 +204,7 @@ async def test_run_level_failure_is_shown_not_raised(comments, sandbox, tmp_path
         assert "Authentication" in text or "token" in text.lower()
     else:
         assert not app.results.empty and not app.results["outcome"].eq("completed").any()
-    assert "wrong-token" not in text and "wrong-token" not in app.ui.results.value
+    assert "wrong-token" not in text and "wrong-token" not in app.ui.grid.text()
 
 
 def test_blocking_run_in_a_script(comments, sandbox, tmp_path) -> None:
