@@ -9,10 +9,6 @@ object the CLI and Airflow pass to the engine.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -21,24 +17,19 @@ from typing import Any, ClassVar
 import ipywidgets as w
 import pandas as pd
 
-from akool_flows.api.kinds import get_kind
-
 from akool_flows.notebook import render
 from akool_flows.notebook.connection import Connection, resolve_connection
-from akool_flows.notebook.estimate import estimate_html
-from akool_flows.notebook.export import download_link_html, export_table
+from akool_flows.notebook.document import Document
 from akool_flows.notebook.frames import input_columns, order_columns
-from akool_flows.notebook.grid import display_frame, search_mask
 from akool_flows.notebook.layout import AppLayout
-from akool_flows.notebook.ledger_view import Known, LedgerView
+from akool_flows.notebook.ledger_view import Known, LedgerView, default_ledger
 from akool_flows.notebook.live import LiveTable
 from akool_flows.notebook.runner import BackgroundRun
 from akool_flows.notebook.status import RunNumbers
+from akool_flows.notebook.view import PROBLEM_OUTCOMES, AppView
 
 __all__ = ["BatchAppBase", "PROBLEM_OUTCOMES", "check_input_frame"]
 
-#: Outcomes that mean "look at this row".
-PROBLEM_OUTCOMES = ("failed", "rejected", "uncertain", "timed_out", "cancelled", "submitted")
 #: Seconds between progress repaints: smooth, without flooding the comm channel.
 _UI_INTERVAL = 0.15
 
@@ -61,7 +52,7 @@ def check_input_frame(df: Any, *, needs: str | None = None, **columns: str | Non
             raise ValueError(f"{arg} {column!r} is not a column of df; columns: {', '.join(map(str, df.columns))}")
 
 
-class BatchAppBase:
+class BatchAppBase(AppView):
     """Common machinery of the notebook apps. Subclasses define `title`, `slug` and the hooks
     `_build_form`, `_plan_options` and (optionally) `_plan_input`, `_answer_columns`, `_charts`
     and `_filters`.
@@ -103,7 +94,7 @@ class BatchAppBase:
                              **option_kwargs}
         #: How the Run button runs the batch (`akool_flows.batch.BatchOptions`).
         self.options: Any = _batch().BatchOptions.from_kwargs(options, **option_kwargs)
-        self.ledger = ledger if ledger is not None else self._default_ledger()
+        self.ledger = ledger if ledger is not None else default_ledger(self.connection)
         self.ledger_view = LedgerView(self.ledger, endpoint=self.connection.target)
         self._explicit_batch_id = batch_id
         self.cost_table = dict(cost_table or {})
@@ -124,9 +115,16 @@ class BatchAppBase:
                             target=self.connection.target, form=self._build_form(), rows=len(self.df),
                             filters=list(self._filters()), on_run=self._on_run_click,
                             on_cancel=lambda _b: self.cancel(), on_export=self._on_export_click,
-                            on_filter=lambda _c: self._render_results())
+                            on_filter=lambda _c: self._render_results(),
+                            on_probe=lambda _b: self.probe_price(self.ui.probe_rows.value))
         self.ui.export_format.observe(self._on_format_change, names="value")
         self._watch(self.ui.limit)
+        self.document = Document(self)
+        #: Credits per row learnt from the account's balance by `probe_price` (None: no probe yet).
+        self.probed_price: float | None = None
+        self._probe = False
+        self._probe_limit = 0
+        self._balance_after: float | None = None
         self.estimate()
 
     # ============================================================================ public API ==
@@ -230,6 +228,23 @@ class BatchAppBase:
             self.ui.set_status("Stopping now…", "cancelling")
         return what
 
+    def probe_price(self, rows: int = 3) -> BackgroundRun[Any] | None:
+        """Learn the price of a kind the docs publish none for: run the first `rows` rows and divide
+        what the account's balance dropped by the jobs created. Later estimates (and budgets) use
+        it (`cost_table`). Only as exact as the account is quiet meanwhile."""
+        if rows < 1:
+            raise ValueError(f"rows must be >= 1, got {rows}")
+        if self.running:
+            return self.run_handle
+        self._probe_limit = self.ui.limit.value
+        self.ui.limit.value = rows
+        self._probe = True
+        handle = self.start()
+        if handle is None:
+            self._probe = False
+            self.ui.limit.value = self._probe_limit
+        return handle
+
     async def wait(self, timeout: float | None = None) -> pd.DataFrame:
         """Wait (without blocking the kernel) for the current run; returns `results`."""
         if self.run_handle is not None:
@@ -253,34 +268,10 @@ class BatchAppBase:
         assert self.run_handle is not None
         if not self.run_handle.join(timeout):
             raise TimeoutError(f"the run did not finish within {timeout} s; it continues in the background")
+        # Again from this (the cell's) thread: a display update sent from the run's thread may not
+        # reach the notebook's output (headless runners attribute messages to the running cell).
+        self.document.finished()
         return self.results
-
-    @property
-    def shown(self) -> pd.DataFrame:
-        """The rows the grid shows: `results` through the "Show" filter and the search box."""
-        df = self.results
-        if df.empty:
-            return df
-        mask = self._filters()[self.ui.filter.value](df).fillna(False).astype(bool)
-        return df[mask & search_mask(df, self.ui.search.value)]
-
-    def export(self, path: str | Path, *, format: str | None = None, cost_log: bool = True, rows: str = "shown",
-               make_dirs: bool = False) -> Path:
-        """Write the rows the grid shows (``rows="all"``: every row) as spreadsheet-safe CSV or as
-        Parquet (by `format`, else by the file's extension); with `cost_log`, the cost log of
-        those rows goes next to it as ``<name>.costs.csv``. Only into an existing folder unless
-        `make_dirs`. Returns the path written."""
-        if rows not in ("shown", "all"):
-            raise ValueError(f"rows must be 'shown' or 'all', got {rows!r}")
-        df = self.shown if rows == "shown" else self.results
-        if self.results.empty:
-            raise ValueError("nothing to export yet: run the batch first")
-        costs = None
-        if cost_log and not self.cost_log.empty:
-            log = self.cost_log
-            keep = log["row_key"].isin(df["row_key"]) | log["row_key"].eq("TOTAL")
-            costs = log if len(df) == len(self.results) else _with_total(log[keep], self.options.usd_per_credit)
-        return export_table(df, path, format=format, cost_log=costs, make_dirs=make_dirs)
 
     @property
     def widget(self) -> w.VBox:
@@ -288,25 +279,21 @@ class BatchAppBase:
         return self.ui.root
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.ui.root._repr_mimebundle_(**kwargs)
+        return self.document.bundle(**kwargs)
+
+    def _ipython_display_(self) -> None:
+        # With a display id, so the end of a run can replace the static snapshot beside the widget.
+        self.document.display()
+
+    def when_done(self, show: Callable[[Any], Any] = lambda app: app.results) -> Any:
+        """For the cells below the app: ``show(app)`` once the run has ended. Under Run All (before
+        anyone clicked Run) the cell says it waits, and fills in when the run ends."""
+        return self.document.when_done(show)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(rows={len(self.df)}, kind={self.kind!r}, status={self.status!r}, "
                 f"target={self.connection.target!r}, sandbox={self.connection.sandbox})")
 
-    # Widget-facing names for tests and for users who want to drive the app from code.
-    run_button = property(lambda self: self.ui.run)
-    cancel_button = property(lambda self: self.ui.cancel)
-    export_button = property(lambda self: self.ui.export)
-    export_path = property(lambda self: self.ui.export_path)
-    export_format = property(lambda self: self.ui.export_format)
-    limit = property(lambda self: self.ui.limit)
-
-    @property
-    def status_text(self) -> str:
-        """The status line as plain text (what the user reads next to the Run button)."""
-        import html
-        return html.unescape(re.sub(r"<[^>]+>", "", self.ui.status.value))
 
     # ========================================================================= subclass hooks ==
 
@@ -323,29 +310,6 @@ class BatchAppBase:
         """The table the plan is made from (the catalog app fans rows out per language here)."""
         return df
 
-    def _row_number_column(self) -> str:
-        """The column the grid numbers rows by (the input's own row label)."""
-        return "input_index"
-
-    def _answer_columns(self) -> list[str]:
-        """What each row came to, after the user's columns."""
-        return ["outcome", "result_url", "credits", "paid_in", "error_message"]
-
-    def _table_labels(self) -> dict[str, str]:
-        return {self._row_number_column(): "#", "result_url": "result", "error_message": "error",
-                "paid_in": "paid in"}
-
-    def _charts(self, results: pd.DataFrame) -> str:
-        """Small charts for the summary area: rows and credits per outcome."""
-        return render.outcome_charts(results)
-
-    def _filters(self) -> dict[str, Callable[[pd.DataFrame], pd.Series]]:
-        return {
-            "all rows": lambda df: pd.Series(True, index=df.index),
-            "problems": lambda df: df["outcome"].isin(PROBLEM_OUTCOMES),
-            "completed": lambda df: df["outcome"].eq("completed"),
-        }
-
     # ============================================================================== internals ==
 
     def _make_plan(self, df: pd.DataFrame) -> Any:
@@ -361,16 +325,6 @@ class BatchAppBase:
 
     def _batch_id_for(self, plan: Any) -> str:
         return self._explicit_batch_id or str(plan.batch_id)
-
-    def _default_ledger(self) -> str:
-        server = self.connection.sandbox_server
-        if server is not None:
-            # The in-process sandbox forgets its jobs when the kernel stops; a ledger shared with
-            # a later kernel (a different sandbox) would poll ids that no longer exist. So each
-            # sandbox instance gets its own ledger (ports are reused; process and client id not).
-            tag = hashlib.sha256(f"{os.getpid()}:{server.port}:{server.client_id}".encode()).hexdigest()[:12]
-            return str(Path(tempfile.gettempdir()) / f"akool-sandbox-ledger-{tag}.sqlite")
-        return _batch().DEFAULT_LEDGER
 
     def _limit(self) -> int:
         return max(0, int(self.ui.limit.value or 0))
@@ -391,8 +345,14 @@ class BatchAppBase:
         client, owned = self.connection.async_client(max_connections=max(64, self.options.concurrency + 8))
         try:
             options = replace(self.options, progress=self._on_progress, cancel=cancel)
-            return await _batch().arun_batch(plan, client=client, batch_id=batch_id, ledger=self.ledger,
-                                             options=options)
+            result = await _batch().arun_batch(plan, client=client, batch_id=batch_id, ledger=self.ledger,
+                                               options=options)
+            if self._probe:
+                try:
+                    self._balance_after = float(await client.credit_info())
+                except Exception:  # noqa: BLE001 - no balance, no probe price; the run itself is fine
+                    self._balance_after = None
+            return result
         finally:
             if owned:
                 close = getattr(client, "aclose", None)
@@ -428,7 +388,10 @@ class BatchAppBase:
             msg = f"{type(run.error).__name__}: {run.error}"
             self.ui.set_status(f"Run failed: {msg}", "error")
             self.ui.log.append_stderr(f"Run failed: {msg}\n")
+            self.document.finished()
             return
+        if self._probe:
+            self._learn_price(run.result)
         numbers = self._numbers(final=True)
         state = "cancelled" if run.state == "cancelled" else "finished"
         self.ui.set_status(numbers.status_line(run.state, self.options.usd_per_credit), state)
@@ -439,6 +402,20 @@ class BatchAppBase:
         self.ui.charts.value = self._charts(self.results)
         self.ui.history(self.status_text)
         self.estimate()  # the ledger now knows these rows: the estimate says a rerun reuses them
+        self.document.finished()
+
+    def _learn_price(self, result: Any) -> None:
+        self._probe = False
+        self.ui.limit.value = getattr(self, "_probe_limit", 0)
+        before, after = result.summary.get("balance_before"), getattr(self, "_balance_after", None)
+        created = int((result.results["paid_in"] == "this run").sum()) if "paid_in" in result.results else 0
+        if before is None or after is None or not created:
+            self.ui.history("Price probe: the account's balance could not be read, or no job was created")
+            return
+        self.probed_price = round((float(before) - float(after)) / created, 6)
+        self.cost_table.setdefault(self.kind, self.probed_price)
+        self.ui.history(f"Price probe: {created} job(s) cost {float(before) - float(after):g} credits: "
+                        f"{self.probed_price:g} per row")
 
     def _numbers(self, final: bool = False) -> RunNumbers:
         """The run's numbers: the engine's summary once it has one, else its latest progress."""
@@ -455,80 +432,4 @@ class BatchAppBase:
         except Exception as exc:  # noqa: BLE001 - a button must never raise into the kernel
             self.ui.set_status(f"Cannot run: {type(exc).__name__}: {exc}", "error")
 
-    def _grid_columns(self) -> list[str]:
-        """The row number, the user's own columns, a media preview, then what each row came to."""
-        number = self._row_number_column()
-        source = self.result.plan.source if self.result is not None else (
-            self._live.plan.source if self._live is not None else self.df)
-        own = [c for c in input_columns(source) if c != number]
-        return [number, *own, "preview", *[c for c in self._answer_columns() if c not in own]]
 
-    def _on_format_change(self, change: Mapping[str, Any]) -> None:
-        path = Path(self.ui.export_path.value or f"{self.slug}-results")
-        self.ui.export_path.value = str(path.with_suffix("." + change["new"]))
-
-    def _on_export_click(self, _button: Any) -> None:
-        from IPython.display import HTML, display
-
-        self.ui.download.clear_output()
-        try:
-            path = self.export(self.ui.export_path.value, format=self.ui.export_format.value)
-        except Exception as exc:  # noqa: BLE001
-            self.ui.export_status.value = f'<span class="akool-problem">Export failed: {render.e(exc)}</span>'
-            return
-        n, total = len(self.shown), len(self.results)
-        which = f"{n:,} rows" if n == total else f"{n:,} of {total:,} rows (as filtered)"
-        self.ui.export_status.value = f"Wrote {which} to <code>{render.e(path.resolve())}</code>"
-        with self.ui.download:
-            display(HTML(download_link_html(path)))
-
-    def _show_estimate(self) -> None:
-        if self.plan is None:
-            self.ui.estimate.value = f'<div class="akool-problem">{render.e(self._plan_error)}</div>'
-            self.ui.run.disabled = True
-            return
-        self.ui.run.disabled = self.running
-        plan = self._make_plan(self._rows_to_run()) if self._limit() else self.plan
-        try:
-            self.known = self.ledger_view.known(plan, self._batch_id_for(plan))
-        except Exception:  # noqa: BLE001 - an unreadable ledger shows no note; the run reports it
-            self.known = Known()
-        self.ui.estimate.value = estimate_html(plan, self.known, usd_per_credit=self.options.usd_per_credit,
-                                               observed=self._observed(plan))
-
-    def _observed(self, plan: Any) -> tuple[float | None, int]:
-        if not plan.estimate.sources.get("observed"):
-            return None, 0
-        try:
-            return self.ledger_view.observed_price(self.kind)
-        except Exception:  # noqa: BLE001 - only the note on where the price comes from is lost
-            return None, 0
-
-    def _render_progress(self, final: bool = False) -> None:
-        if self.progress is None and not (final and self.result is not None):
-            return
-        numbers = self._numbers(final)
-        self.ui.progress.max = max(numbers.total, 1)
-        self.ui.progress.value = min(numbers.done, self.ui.progress.max)
-        self.ui.progress_text.value = render.progress_html(numbers)
-
-    def _render_results(self) -> None:
-        shown = self.shown
-        plan = self.result.plan if self.result is not None else (self._live.plan if self._live is not None else None)
-        bodies = [plan.bodies[i] for i in shown.index] if plan is not None and len(plan.bodies) == len(self.results) \
-            else None
-        self.ui.grid.show(display_frame(shown, self._grid_columns(), self._table_labels(),
-                                        kind=get_kind(self.kind), bodies=bodies))
-        total = len(self.results)
-        self.ui.shown.value = ("" if not total else f'<span class="akool-muted">{len(shown):,} of {total:,} rows '
-                               f'shown; export writes these</span>' if len(shown) != total
-                               else f'<span class="akool-muted">{total:,} rows</span>')
-
-
-def _with_total(log: pd.DataFrame, usd_per_credit: float) -> pd.DataFrame:
-    """A cost log cut to some rows, with its TOTAL row recomputed for them."""
-    rows = log[log["row_key"] != "TOTAL"]
-    credits = float(pd.to_numeric(rows["credits"], errors="coerce").sum(skipna=True))
-    total = {"row_key": "TOTAL", "input_index": None, "outcome": f"{len(rows)} rows", "credits": credits,
-             "credits_source": "", "paid_in": "", "usd": credits * usd_per_credit}
-    return pd.concat([rows, pd.DataFrame([total])], ignore_index=True)

@@ -10,7 +10,12 @@ import ipywidgets as w
 import pandas as pd
 
 from akool_flows.notebook import render
-from akool_flows.notebook.base import PROBLEM_OUTCOMES, BatchAppBase, _batch, check_input_frame
+from akool_flows.notebook.base import (
+    PROBLEM_OUTCOMES,
+    BatchAppBase,
+    _batch,
+    check_input_frame,
+)
 
 __all__ = ["CatalogTranslationApp", "FALLBACK_LANGUAGES"]
 
@@ -129,8 +134,11 @@ class CatalogTranslationApp(BatchAppBase):
                             (self.targets, "akool-targets"), (self.lipsync, "akool-lipsync")):
             widget.add_class(css)
         self._watch(self.url_column, self.source_language, self.targets, self.lipsync)
-        return [w.HBox([self.url_column, self.source_language]),
-                w.HBox([self.targets, w.VBox([self.lipsync, self._languages_html])])]
+        pick_help = w.HTML('<span class="akool-muted akool-multi-help">Several languages: Ctrl-click each '
+                           '(⌘-click on a Mac); Shift-click picks a range.</span>')
+        row = w.Layout(flex_flow="row wrap", align_items="center", max_width="100%")
+        return [w.HBox([self.url_column, self.source_language], layout=row),
+                w.HBox([self.targets, w.VBox([pick_help, self.lipsync, self._languages_html])], layout=row)]
 
     def _plan_options(self) -> dict[str, Any]:
         if not self.targets.value:

@@ -139,9 +139,10 @@ def _rejections_html(groups: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
-def estimate_html(plan: Any, known: Known = Known(), *, usd_per_credit: float = 0.04,
+def estimate_html(plan: Any, known: Known | None = None, *, usd_per_credit: float = 0.04,
                   observed: tuple[float | None, int] = (None, 0), probe: float | None = None) -> str:
     """Validation and cost estimate before anything is spent (see the module docstring)."""
+    known = known if known is not None else Known()
     n = EstimateNumbers.of(plan, known)
     rows = [("Rows", f"{n.total:,}"), ("Valid", f"{n.valid:,}")]
     if n.duplicates:

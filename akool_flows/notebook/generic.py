@@ -66,6 +66,9 @@ class BatchApp(BatchAppBase):
                        f'Fields marked * are required; hover a name for the docs\' description.</div>')
         return [intro, *(item.row for item in self.fields.values())]
 
+    def _field_error_labels(self) -> dict[str, w.HTML]:
+        return {name: item.error for name, item in self.fields.items()}
+
     def _plan_options(self) -> dict[str, Any]:
         columns, defaults = form_values(self.fields)
         return {"columns": columns, "defaults": defaults}

@@ -26,6 +26,14 @@ def button(label: str, css: str, style: str, icon: str, handler: Callable[[Any],
     return b
 
 
+def _inputs(widget: w.Widget) -> list[w.Widget]:
+    """Every input widget (anything with `disabled`) inside `widget`."""
+    found = [widget] if hasattr(widget, "disabled") and not isinstance(widget, w.Button) else []
+    for child in getattr(widget, "children", ()):
+        found += _inputs(child)
+    return found
+
+
 def _html(css: str, value: str = "", **layout: Any) -> w.HTML:
     widget = w.HTML(value, layout=w.Layout(**layout))
     widget.add_class(css)
@@ -40,7 +48,8 @@ class AppLayout:
 
     def __init__(self, *, title: str, slug: str, sandbox: bool, target: str, form: list[w.Widget], rows: int,
                  filters: list[str], on_run: Callable[[Any], None], on_cancel: Callable[[Any], None],
-                 on_export: Callable[[Any], None], on_filter: Callable[[Any], None]) -> None:
+                 on_export: Callable[[Any], None], on_filter: Callable[[Any], None],
+                 on_probe: Callable[[Any], None]) -> None:
         self.header = _html("akool-header", render.badge_html(title, sandbox=sandbox, target=target))
         if sandbox:
             self.header.add_class("akool-sandbox")
@@ -53,6 +62,14 @@ class AppLayout:
         limit_help = w.HTML('<span class="akool-muted">first N rows only (0 = all): try a few, then run the '
                             'rest — rows already done are not paid again</span>')
         self.estimate = _html("akool-estimate")
+        # Shown when rows have no known price: run a few, read the account's balance before and after.
+        self.probe_rows = w.BoundedIntText(value=3, min=1, max=100, description="Probe rows",
+                                           layout=w.Layout(width="180px"))
+        self.probe_rows.add_class("akool-probe-rows")
+        self.probe = button("Price probe", "akool-probe", "info", "search-dollar", on_probe, width="130px")
+        self.probe_box = w.HBox([self.probe_rows, self.probe, w.HTML(
+            '<span class="akool-muted">runs the first N rows and prices the rest from what the account was '
+            'charged</span>')], layout=w.Layout(**_WRAP, display="none"))
 
         self.run = button("Run", "akool-run", "success", "play", on_run)
         self.cancel = button("Cancel", "akool-cancel", "warning", "stop", on_cancel)
@@ -93,6 +110,7 @@ class AppLayout:
             self.form,
             w.HBox([self.limit, limit_help], layout=w.Layout(**_WRAP)),
             self.estimate,
+            self.probe_box,
             w.HBox([self.run, self.cancel, self.status], layout=w.Layout(**_WRAP)),
             w.HBox([self.progress, self.progress_text], layout=w.Layout(**_WRAP)),
             w.HBox([self.filter, self.search, self.shown], layout=w.Layout(**_WRAP)),
@@ -111,6 +129,10 @@ class AppLayout:
         self.cancel.disabled = not running
         self.cancel.description = "Cancel"
         self.export.disabled = running
+        self.probe.disabled = running
+        # The form is read-only while a run goes: what runs is what was there at Run.
+        for widget in (*_inputs(self.form), self.limit):
+            widget.disabled = running
 
     def set_status(self, text: str, state: str) -> None:
         self.status.value = f'<span class="akool-status-{state}">{render.e(text)}</span>'

@@ -11,14 +11,17 @@ against the same API when that copy is submitted, timed out, completed or uncert
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Known", "LedgerView"]
+__all__ = ["Known", "LedgerView", "default_ledger"]
 
 #: Another batch's copy of the identical request that a Run adopts (see batch.reconcile).
 _ADOPTED_STATES = ("submitted", "timed_out", "completed", "uncertain")
@@ -42,6 +45,20 @@ class Known:
 
     def __bool__(self) -> bool:
         return bool(self.states)
+
+
+def default_ledger(connection: Any) -> str:
+    """Where an app records its rows when the user names no ledger."""
+    server = connection.sandbox_server
+    if server is not None:
+        # The in-process sandbox forgets its jobs when the kernel stops; a ledger shared with
+        # a later kernel (a different sandbox) would poll ids that no longer exist. So each
+        # sandbox instance gets its own ledger (ports are reused; process and client id not).
+        tag = hashlib.sha256(f"{os.getpid()}:{server.port}:{server.client_id}".encode()).hexdigest()[:12]
+        return str(Path(tempfile.gettempdir()) / f"akool-sandbox-ledger-{tag}.sqlite")
+    from akool_flows.batch import DEFAULT_LEDGER
+
+    return DEFAULT_LEDGER
 
 
 def _open(path: Any) -> Any:

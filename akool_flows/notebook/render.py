@@ -8,13 +8,18 @@ a moderation reason must never become markup in the notebook.
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
-from akool_flows.notebook.status import OUTCOME_ORDER, RunNumbers, format_credits, label, money_text
+from akool_flows.notebook.status import (
+    OUTCOME_ORDER,
+    RunNumbers,
+    format_credits,
+    label,
+    money_text,
+)
 
 __all__ = [
     "STYLE",
@@ -179,13 +184,13 @@ def bar_chart_svg(values: Mapping[str, float], *, title: str, colors: Mapping[st
              f'<text x="0" y="13" font-size="12" font-weight="600" fill="currentColor">{_e(title)}</text>']
     if not items:
         parts.append('<text x="0" y="34" font-size="11" fill="#6e7781">nothing yet</text>')
-    for i, (label, value) in enumerate(items):
+    for i, (name, value) in enumerate(items):
         y = 20 + i * (bar_height + gap)
         w = 0 if top <= 0 else max(1.0, bar_w * value / top) if value > 0 else 0
-        color = colors.get(label, _FALLBACK_COLOR)
-        parts.append(f'<g class="akool-bar" data-label="{_e(label)}" data-value="{value:g}">'
+        color = colors.get(name, _FALLBACK_COLOR)
+        parts.append(f'<g class="akool-bar" data-label="{_e(name)}" data-value="{value:g}">'
                      f'<text x="{label_w - 6}" y="{y + bar_height - 5}" font-size="11" text-anchor="end" '
-                     f'fill="currentColor">{_e(label)}</text>'
+                     f'fill="currentColor">{_e(name)}</text>'
                      f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_height}" rx="2" fill="{color}"/>'
                      f'<text x="{label_w + w + 4:.1f}" y="{y + bar_height - 5}" font-size="11" '
                      f'fill="currentColor">{_e(value_format.format(value))}</text></g>')

@@ -114,7 +114,8 @@ async def test_live_table_shows_rows_as_they_finish(comments, sandbox, tmp_path)
     sandbox.configure(latency=0.05, job_seconds=0.6)
     app = make_app(comments, sandbox, tmp_path, concurrency=1)
     app.run_button.click()
-    await wait_until(lambda: "akool-outcome-completed" in app.ui.grid.text(), what="a completed row in the table")
+    await wait_until(lambda: "akool-outcome-completed" in app.ui.grid.text(), timeout=30,
+                     what="a completed row in the table")
     # Mid-run: finished rows next to rows still pending or running, and the progress line counts them.
     assert app.running
     live = app.results
