@@ -198,7 +198,8 @@ class BatchAppBase(AppView):
         batch_id = self._batch_id_for(run_plan)
         self.result = None
         self.progress = None
-        self._live = LiveTable(self.ledger_view, run_plan, run_input, batch_id, redraw=lambda _f: self._render_results())
+        self._live = LiveTable(self.ledger_view, run_plan, run_input, batch_id, prepare=self._grid_cells,
+                               redraw=self._show_cells)
         self._render_results()
         self.ui.summary.value = ""
         self.ui.charts.value = ""

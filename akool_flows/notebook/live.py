@@ -3,7 +3,8 @@
 The ledger is the engine's own record (written before and after every call), read through a
 second connection, so the table shows submitted, running and finished rows without the engine
 knowing about widgets. Reading and merging 10,000 rows takes ~0.1 s, so it happens on a worker
-thread and the redraw on the loop; refreshes are spaced to about a tenth of the run's time.
+thread, and so does preparing the grid's cells; only handing them to the widget happens on the
+loop. Refreshes are spaced to about a tenth of the run's time.
 """
 
 from __future__ import annotations
@@ -25,14 +26,16 @@ MIN_INTERVAL = 0.75
 
 
 class LiveTable:
-    """The live frame of one run. `redraw(frame)` is called on the loop with each new frame."""
+    """The live frame of one run: ``prepare(frame)`` runs on a worker thread with each new frame,
+    ``redraw(prepared)`` on the loop."""
 
     def __init__(self, view: LedgerView, plan: Any, table: pd.DataFrame, batch_id: str,
-                 redraw: Callable[[pd.DataFrame], Any]) -> None:
+                 prepare: Callable[[pd.DataFrame], Any], redraw: Callable[[Any], Any]) -> None:
         self.view = view
         self.plan = plan
         self.batch_id = batch_id
         self.frame = pending_frame(plan, table)
+        self._prepare = prepare
         self._redraw = redraw
         self.interval = MIN_INTERVAL
         self._last = 0.0
@@ -57,8 +60,7 @@ class LiveTable:
             self._busy = False
             if self.closed or done.cancelled() or done.exception():
                 return  # the run ended meanwhile: its final result is what the table shows
-            frame, took = done.result()
-            self._show(frame, took)
+            self._show(*done.result())
 
         future.add_done_callback(apply)
 
@@ -69,19 +71,20 @@ class LiveTable:
     def close(self) -> None:
         self.closed = True
 
-    def _read(self) -> tuple[pd.DataFrame | None, float]:
+    def _read(self) -> tuple[pd.DataFrame, Any, float]:
         started = time.monotonic()
+        frame = self.frame
         try:
             rows = self.view.rows(self.batch_id)
+            if rows:
+                frame = apply_ledger(frame, rows, self.plan.duplicate_of)
         except Exception:  # noqa: BLE001 - the table is a view; the run's own result is what counts
-            return None, 0.0
-        frame = apply_ledger(self.frame, rows, self.plan.duplicate_of) if rows else None
-        return frame, time.monotonic() - started
+            pass
+        return frame, self._prepare(frame), time.monotonic() - started
 
-    def _show(self, frame: pd.DataFrame | None, took: float) -> None:
+    def _show(self, frame: pd.DataFrame, prepared: Any, took: float) -> None:
         started = time.monotonic()
-        if frame is not None:
-            self.frame = frame
-        self._redraw(self.frame)
+        self.frame = frame
+        self._redraw(prepared)
         # Keep refreshes to about a tenth of the run's time on very large batches.
         self.interval = max(MIN_INTERVAL, 10 * (took + time.monotonic() - started))

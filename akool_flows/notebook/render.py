@@ -56,6 +56,13 @@ OUTCOME_COLORS: dict[str, str] = {
 }
 _FALLBACK_COLOR = "#57606a"
 
+
+def _pill_rules() -> str:
+    # One rule per outcome and verdict: grid cells carry a class, not an inline colour.
+    rules = [f".akool-pill.akool-outcome-{slug(o)} {{ background: {c}; }}" for o, c in OUTCOME_COLORS.items()]
+    rules += [f".akool-pill.akool-conclusion-{slug(o)} {{ background: {c}; }}" for o, c in CONCLUSION_COLORS.items()]
+    return "\n".join([".akool-pill { background: #57606a; }", *rules])
+
 # One stylesheet for every app, scoped by the akool- prefix. JupyterLab applies a <style> in an
 # HTML widget to the whole page, so nothing here may match elements outside the apps.
 STYLE = """<style>
@@ -81,6 +88,19 @@ STYLE = """<style>
 .akool-kv td { padding: 1px 10px 1px 0; line-height: 1.4; }
 .akool-rejections ul { margin: 2px 0 4px 0; }
 .akool-problem { color: #cf222e; }
+.akool-app { max-width: 100%; }
+.akool-unknown { color: #9a6700; }
+.akool-grid-table td { vertical-align: middle; }
+.akool-grid-table .akool-detail, .akool-grid-table .akool-error { display: inline-block; max-width: 36em;
+  overflow: hidden; text-overflow: ellipsis; white-space: nowrap; vertical-align: middle; }
+.akool-grid-table .akool-error { color: #cf222e; }
+.akool-thumb { width: 72px; height: 72px; object-fit: cover; border-radius: 4px; vertical-align: middle; }
+.akool-player { vertical-align: middle; }
+video.akool-player { width: 160px; max-height: 120px; background: #000; }
+audio.akool-player { width: 220px; height: 32px; }
+.akool-before-after { display: inline-flex; align-items: center; gap: 4px; }
+.akool-arrow { color: #6e7781; }
+%PILLS%
 </style>"""
 
 
@@ -107,6 +127,9 @@ def _pill(label: str, color: str, css: str) -> str:
 
 def slug(value: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in value.lower()).strip("-")
+
+
+STYLE = STYLE.replace("%PILLS%", _pill_rules())
 
 
 def badge_html(title: str, *, sandbox: bool, target: str) -> str:

@@ -58,7 +58,9 @@ class AppView:
     @property
     def shown(self) -> pd.DataFrame:
         """The rows the grid shows: `results` through the "Show" filter and the search box."""
-        df = self.results
+        return self._filtered(self.results)
+
+    def _filtered(self, df: pd.DataFrame) -> pd.DataFrame:
         if df.empty:
             return df
         mask = self._filters()[self.ui.filter.value](df).fillna(False).astype(bool)
@@ -189,15 +191,24 @@ class AppView:
         self.ui.progress_text.value = render.progress_html(numbers)
 
     def _render_results(self) -> None:
-        shown = self.shown
+        self._show_cells(self._grid_cells(self.results))
+
+    def _grid_cells(self, results: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
+        """What the grid shows for `results`: its cells, and how many rows of how many. Pure
+        computation (no widget is written), so the live table runs it on a worker thread."""
+        shown = self._filtered(results)
         plan = self.result.plan if self.result is not None else (self._live.plan if self._live is not None else None)
-        bodies = [plan.bodies[i] for i in shown.index] if plan is not None and len(plan.bodies) == len(self.results) \
+        bodies = [plan.bodies[i] for i in shown.index] if plan is not None and len(plan.bodies) == len(results) \
             else None
-        self.ui.grid.show(display_frame(shown, self._grid_columns(), self._table_labels(),
-                                        kind=get_kind(self.kind), bodies=bodies))
-        total = len(self.results)
-        self.ui.shown.value = ("" if not total else f'<span class="akool-muted">{len(shown):,} of {total:,} rows '
-                               f'shown; export writes these</span>' if len(shown) != total
+        cells = display_frame(shown, self._grid_columns(), self._table_labels(), kind=get_kind(self.kind),
+                              bodies=bodies)
+        return cells, len(shown), len(results)
+
+    def _show_cells(self, prepared: tuple[pd.DataFrame, int, int]) -> None:
+        cells, n, total = prepared
+        self.ui.grid.show(cells)
+        self.ui.shown.value = ("" if not total else f'<span class="akool-muted">{n:,} of {total:,} rows '
+                               f'shown; export writes these</span>' if n != total
                                else f'<span class="akool-muted">{total:,} rows</span>')
 
     @property

@@ -17,7 +17,7 @@ from .conftest import wait_until
 
 # What the sandbox's deterministic moderator answers for the sample data (notebooks/data/comments.csv).
 EXPECTED = {"c001": "Compliant", "c003": "Non-Compliant", "c005": "Non-Compliant", "c008": "Unknown",
-            "c011": "Non-Compliant", "c015": "Non-Compliant", "c024": "Compliant"}
+            "c011": "Compliant", "c015": "Non-Compliant", "c023": "Compliant", "c024": "Compliant"}
 
 
 def make_app(df: pd.DataFrame, sandbox: Sandbox, tmp_path: Path, **kw) -> ModerationApp:
@@ -42,7 +42,7 @@ async def test_estimate_then_run_shows_every_row(comments, sandbox, tmp_path) ->
     assert len(res) == 24
     for cid, conclusion in EXPECTED.items():
         assert res.loc[cid, "conclusion"] == conclusion, cid
-    assert res.loc["c005", "detail"].startswith("- violence")
+    assert res.loc["c005", "detail"].startswith("- violence: A threat of physical harm")
     assert res.loc["c007", "outcome"] == "rejected"
     # The duplicate of c001 carries its verdict instead of being rejected.
     assert res.loc["c013", "outcome"] == "completed" and res.loc["c013", "duplicate_of"] == 0
@@ -55,11 +55,11 @@ async def test_estimate_then_run_shows_every_row(comments, sandbox, tmp_path) ->
     assert len(grid) == 24
     # The user's own columns first (their id too), then the verdict; one line per row.
     assert list(grid.columns[:5]) == ["#", "comment_id", "comment", "channel", "conclusion"]
-    assert grid["conclusion"].str.contains("akool-conclusion-non-compliant").sum() == 5
+    assert grid["conclusion"].str.contains("akool-conclusion-non-compliant").sum() == 3
     assert grid["outcome"].str.contains("akool-outcome-rejected").sum() == 1
     assert not grid["reasons"].str.contains("Result:").any() and not grid["reasons"].str.contains("\n").any()
     assert "2.1 credits" in app.ui.summary.value
-    assert '<svg class="akool-chart"' in app.ui.charts.value and 'data-label="Non-Compliant" data-value="5"' \
+    assert '<svg class="akool-chart"' in app.ui.charts.value and 'data-label="Non-Compliant" data-value="3"' \
         in app.ui.charts.value
     assert app.ui.progress.value == app.ui.progress.max == 24
     assert app.cost_log.iloc[-1]["row_key"] == "TOTAL"
@@ -72,7 +72,7 @@ async def test_filter_shows_only_the_chosen_verdicts(comments, sandbox, tmp_path
     await app.wait(timeout=20)
     app.ui.filter.value = "Non-Compliant"
     cells = app.ui.grid.cells
-    assert len(cells) == 5 and not cells["conclusion"].str.contains("akool-conclusion-compliant").any()
+    assert len(cells) == 3 and not cells["conclusion"].str.contains("akool-conclusion-compliant").any()
     app.ui.filter.value = "problems"
     assert len(app.ui.grid.cells) == 2 and len(app.shown) == 2  # 1 rejected + 1 failed
     app.ui.search.value = "fail"
@@ -190,7 +190,7 @@ async def test_export_csv_and_parquet_from_the_buttons(comments, sandbox, tmp_pa
     assert app.export_path.value.endswith("verdicts.parquet")
     app.export_button.click()
     back = pd.read_parquet(tmp_path / "out" / "verdicts.parquet")
-    assert len(back) == 24 and back["conclusion"].eq("Non-Compliant").sum() == 5
+    assert len(back) == 24 and back["conclusion"].eq("Non-Compliant").sum() == 3
 
 
 async def test_run_level_failure_is_shown_not_raised(comments, sandbox, tmp_path) -> None:
