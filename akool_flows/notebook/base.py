@@ -397,9 +397,10 @@ class BatchAppBase(AppView):
         state = "cancelled" if run.state == "cancelled" else "finished"
         self.ui.set_status(numbers.status_line(run.state, self.options.usd_per_credit), state)
         summary = dict(getattr(self.result, "summary", {}) or {})
-        est = (summary.get("estimate") or {}).get("total_credits")
-        self.ui.summary.value = render.cost_summary_html(numbers, estimate_credits=est,
-                                                         usd_per_credit=self.options.usd_per_credit)
+        est = summary.get("estimate") or {}
+        self.ui.summary.value = render.cost_summary_html(numbers, estimate_credits=est.get("total_credits"),
+                                                         usd_per_credit=self.options.usd_per_credit,
+                                                         unknown_rows=int(est.get("unknown_rows") or 0))
         self.ui.charts.value = self._charts(self.results)
         self.ui.history(self.status_text)
         self.estimate()  # the ledger now knows these rows: the estimate says a rerun reuses them

@@ -36,9 +36,11 @@ _RESULT_LINE = re.compile(r"\n?\s*Result:\s*[\w -]+\s*$")
 MAX_CHARS = 120
 _DT_OPTIONS: dict[str, Any] = {
     "maxBytes": 0, "allow_html": True, "showIndex": False, "pageLength": PAGE_LENGTH,
-    "lengthMenu": [10, 25, 100, 500], "scrollX": True, "deferRender": True, "autoWidth": False, "order": [],
+    "lengthMenu": [10, 25, 100, 500], "scrollX": True, "deferRender": True, "order": [],
     "layout": {"topStart": "pageLength", "topEnd": None, "bottomStart": "info", "bottomEnd": "paging"},
     "classes": "display compact nowrap akool-grid-table",
+    # A click anywhere on a header sorts (not only on its small arrows).
+    "text_in_header_can_be_selected": False,
 }
 
 
@@ -134,15 +136,19 @@ def _links(values: pd.Series) -> list[str]:
     return out
 
 
-def search_mask(df: pd.DataFrame, text: str) -> pd.Series:
-    """Rows where any cell contains every word of `text` (case-insensitive)."""
+def search_mask(df: pd.DataFrame, text: str, columns: Sequence[Any] | None = None) -> pd.Series:
+    """Rows where every word of `text` is in one of `columns` (default: all), case-insensitive."""
     words = [t for t in (text or "").lower().split() if t]
-    if not words or df.empty:
-        return pd.Series(True, index=df.index)
-    haystack = df.astype(object).where(df.notna(), "").astype(str).agg(" ".join, axis=1).str.lower()
     mask = pd.Series(True, index=df.index)
+    if not words or df.empty:
+        return mask
+    cols = [c for c in (columns if columns is not None else df.columns) if c in df.columns]
+    lowered = [df[c].astype(object).where(df[c].notna(), "").astype(str).str.lower() for c in cols]
     for word in words:
-        mask &= haystack.str.contains(word, regex=False)
+        found = pd.Series(False, index=df.index)
+        for col in lowered:
+            found |= col.str.contains(word, regex=False)
+        mask &= found
     return mask
 
 

@@ -21,8 +21,10 @@ from akool_flows.notebook.ledger_view import LedgerView
 
 __all__ = ["LiveTable"]
 
-#: Seconds between live table rebuilds at least.
+#: Seconds between live table rebuilds at least, and per 1,000 rows: each rebuild sends the whole
+#: table to the browser, which for 10,000 rows is megabytes (the progress line updates meanwhile).
 MIN_INTERVAL = 0.75
+PER_THOUSAND_ROWS = 0.5
 
 
 class LiveTable:
@@ -37,7 +39,8 @@ class LiveTable:
         self.frame = pending_frame(plan, table)
         self._prepare = prepare
         self._redraw = redraw
-        self.interval = MIN_INTERVAL
+        self.floor = max(MIN_INTERVAL, PER_THOUSAND_ROWS * len(self.frame) / 1000)
+        self.interval = self.floor
         self._last = 0.0
         self._busy = False
         self.closed = False
@@ -87,4 +90,4 @@ class LiveTable:
         self.frame = frame
         self._redraw(prepared)
         # Keep refreshes to about a tenth of the run's time on very large batches.
-        self.interval = max(MIN_INTERVAL, 10 * (took + time.monotonic() - started))
+        self.interval = max(self.floor, 10 * (took + time.monotonic() - started))

@@ -229,14 +229,17 @@ def progress_html(numbers: RunNumbers) -> str:
 
 
 def cost_summary_html(numbers: RunNumbers, *, estimate_credits: float | None = None,
-                      usd_per_credit: float | None = None) -> str:
+                      usd_per_credit: float | None = None, unknown_rows: int = 0) -> str:
     """After a run: rows per outcome, credits new this run and already paid, estimate, wall time."""
     rows = [(label(o), f"{numbers.counts[o]:,}") for o in OUTCOME_ORDER if numbers.counts.get(o)]
     rows.append(("New this run", money_text(numbers.credits_new, 0.0, usd_per_credit)))
     rows.append(("Already paid", f"{format_credits(numbers.credits_earlier)} credits (earlier runs; not charged "
                                  "again)"))
-    if estimate_credits is not None and not _is_missing(estimate_credits):
-        rows.append(("Estimated", f"{format_credits(estimate_credits)} credits"))
+    if unknown_rows and not estimate_credits:
+        rows.append(("Estimated", f"unknown ({unknown_rows:,} rows without a price)"))
+    elif estimate_credits is not None and not _is_missing(estimate_credits):
+        more = f" + {unknown_rows:,} rows without a price" if unknown_rows else ""
+        rows.append(("Estimated", f"{format_credits(estimate_credits)} credits{more}"))
     if numbers.elapsed is not None and not _is_missing(numbers.elapsed):
         rows.append(("Wall time", f"{float(numbers.elapsed):,.1f} s"))
     return ('<table class="akool-kv akool-cost-summary">'

@@ -128,7 +128,7 @@ class RunNumbers:
 
     def progress_line(self) -> str:
         """The line beside the progress bar (HTML-free text; the caller escapes)."""
-        bits = [f"{self.done:,} / {self.total:,} rows done", f"{self.submitted:,} submitted"]
+        bits = [f"{self.done:,} / {self.total:,} rows done", f"{self.submitted:,} jobs created"]
         if self.in_flight:
             bits.append(f"{self.in_flight:,} running")
         bits += [f"{self.counts[o]:,} {label(o)}" for o in OUTCOME_ORDER

@@ -64,7 +64,8 @@ class AppView:
         if df.empty:
             return df
         mask = self._filters()[self.ui.filter.value](df).fillna(False).astype(bool)
-        return df[mask & search_mask(df, self.ui.search.value)]
+        # What the grid shows is what is searched (not hidden keys and timestamps).
+        return df[mask & search_mask(df, self.ui.search.value, self._grid_columns())]
 
     def export(self, path: str | Path, *, format: str | None = None, cost_log: bool = True, rows: str = "shown",
                make_dirs: bool = False) -> Path:

@@ -121,7 +121,7 @@ async def test_live_table_shows_rows_as_they_finish(comments, sandbox, tmp_path)
     live = app.results
     assert live["outcome"].eq("completed").any()
     assert live["outcome"].isin(["pending", "running", "submitting"]).any()
-    assert "rows done" in app.ui.progress_text.value and "submitted" in app.ui.progress_text.value
+    assert "rows done" in app.ui.progress_text.value and "jobs created" in app.ui.progress_text.value
     await app.wait(timeout=20)
     assert app.results["outcome"].eq("completed").sum() == 22
 
