@@ -11,7 +11,12 @@ and show a SANDBOX badge; pass ``client=`` to use a client of your own.
 
 from akool_flows.notebook.base import BatchAppBase
 from akool_flows.notebook.catalog import CatalogTranslationApp
-from akool_flows.notebook.connection import Connection, resolve_connection, shared_sandbox, stop_shared_sandbox
+from akool_flows.notebook.connection import (
+    Connection,
+    resolve_connection,
+    shared_sandbox,
+    stop_shared_sandbox,
+)
 from akool_flows.notebook.generic import BatchApp
 from akool_flows.notebook.moderation import ModerationApp
 

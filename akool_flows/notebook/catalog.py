@@ -10,7 +10,12 @@ import ipywidgets as w
 import pandas as pd
 
 from akool_flows.notebook import render
-from akool_flows.notebook.base import PROBLEM_OUTCOMES, BatchAppBase, _batch, _credits_by, check_input_frame
+from akool_flows.notebook.base import (
+    PROBLEM_OUTCOMES,
+    BatchAppBase,
+    _batch,
+    check_input_frame,
+)
 
 __all__ = ["CatalogTranslationApp", "FALLBACK_LANGUAGES"]
 
@@ -103,7 +108,7 @@ class CatalogTranslationApp(BatchAppBase):
         self.source_language.value = source if source in codes else (options[0][1] if options else None)
         self.targets.options = options
         self.targets.value = tuple(targets)
-        self._languages_html.value = f'<span class="akool-muted">{render._e(self._languages_note)}</span>'
+        self._languages_html.value = f'<span class="akool-muted">{render.e(self._languages_note)}</span>'
 
     # --- form --------------------------------------------------------------------------------
 
@@ -124,13 +129,16 @@ class CatalogTranslationApp(BatchAppBase):
         self.targets = w.SelectMultiple(options=options, value=tuple(init["targets"]), rows=min(8, len(options)),
                                         description="Translate to", style=style, layout=w.Layout(width="360px"))
         self.lipsync = w.Checkbox(value=init["lipsync"], description="Lip sync", indent=False)
-        self._languages_html = w.HTML(f'<span class="akool-muted">{render._e(self._languages_note)}</span>')
+        self._languages_html = w.HTML(f'<span class="akool-muted">{render.e(self._languages_note)}</span>')
         for widget, css in ((self.url_column, "akool-url-column"), (self.source_language, "akool-source-language"),
                             (self.targets, "akool-targets"), (self.lipsync, "akool-lipsync")):
             widget.add_class(css)
         self._watch(self.url_column, self.source_language, self.targets, self.lipsync)
-        return [w.HBox([self.url_column, self.source_language]),
-                w.HBox([self.targets, w.VBox([self.lipsync, self._languages_html])])]
+        pick_help = w.HTML('<span class="akool-muted akool-multi-help">Several languages: Ctrl-click each '
+                           '(⌘-click on a Mac); Shift-click picks a range.</span>')
+        row = w.Layout(flex_flow="row wrap", align_items="center", max_width="100%")
+        return [w.HBox([self.url_column, self.source_language], layout=row),
+                w.HBox([self.targets, w.VBox([pick_help, self.lipsync, self._languages_html])], layout=row)]
 
     def _plan_options(self) -> dict[str, Any]:
         if not self.targets.value:
@@ -147,12 +155,15 @@ class CatalogTranslationApp(BatchAppBase):
 
     # --- results -----------------------------------------------------------------------------
 
-    def _table_columns(self) -> list[str]:
-        return ["catalog_row", self.url_column.value, "language", "outcome", "result_url", "credits",
-                "error_message"]
+    def _row_number_column(self) -> str:
+        # One catalog row fans out into one job per language: number by the catalog's row.
+        return "catalog_row"
+
+    def _answer_columns(self) -> list[str]:
+        return ["outcome", "result_url", "credits", "paid_in", "error_message"]
 
     def _table_labels(self) -> dict[str, str]:
-        return {"catalog_row": "#", "result_url": "translated video", "error_message": "error"}
+        return {**super()._table_labels(), "result_url": "translated video"}
 
     def _filters(self) -> dict[str, Callable[[pd.DataFrame], pd.Series]]:
         filters: dict[str, Callable[[pd.DataFrame], pd.Series]] = {
@@ -167,9 +178,9 @@ class CatalogTranslationApp(BatchAppBase):
     def _form_changed(self) -> None:
         super()._form_changed()
         # The per-language filters follow the chosen targets.
-        current = self._filter.value
-        self._filter.options = list(self._filters())
-        self._filter.value = current if current in self._filter.options else "all rows"
+        current = self.ui.filter.value
+        self.ui.filter.options = list(self._filters())
+        self.ui.filter.value = current if current in self.ui.filter.options else "all rows"
 
     def _charts(self, results: pd.DataFrame) -> str:
         if results.empty or "language" not in results:
@@ -177,7 +188,7 @@ class CatalogTranslationApp(BatchAppBase):
         done = results[results["outcome"].eq("completed")]
         return (render.bar_chart_svg(done["language"].value_counts().to_dict(), title="Completed per language",
                                      colors={})
-                + render.bar_chart_svg(_credits_by(results, "language"), title="Credits per language",
+                + render.bar_chart_svg(render.credits_by(results, "language"), title="Credits per language",
                                        value_format="{:,.2f}"))
 
 

@@ -22,7 +22,7 @@ from pydantic_core import PydanticUndefined
 
 from akool_flows.api.kinds import JobKind
 
-__all__ = ["FieldSpec", "FieldInput", "field_specs", "NOT_SET", "CONSTANT"]
+__all__ = ["FieldSpec", "FieldInput", "field_errors", "field_specs", "show_errors", "NOT_SET", "CONSTANT"]
 
 NOT_SET = "__not_set__"
 CONSTANT = "__constant__"
@@ -124,7 +124,9 @@ class FieldInput:
         self.source.add_class(f"akool-field-{spec.name.strip('_')}")
         self.value = _value_widget(spec)
         self.value.add_class("akool-field-value")
-        self.row = w.HBox([self.label, self.source, self.value])
+        self.error = error_label()
+        self.row = w.HBox([self.label, self.source, self.value, self.error],
+                          layout=w.Layout(flex_flow="row wrap", align_items="center", max_width="100%"))
         self.source.observe(lambda _c: self._sync(), names="value")
         self._sync()
 
@@ -175,3 +177,35 @@ def form_values(inputs: Mapping[str, FieldInput]) -> tuple[dict[str, Any], dict[
             if value is not None:
                 defaults[name] = value
     return columns, defaults
+
+
+def field_errors(kind: JobKind, values: Mapping[str, Any]) -> dict[str, str]:
+    """What is wrong with the form's constant `values`, by field (the docs' field name).
+
+    A missing field is not an error here: a column may provide it row by row."""
+    from akool_flows.api.errors import ValidationError
+
+    try:
+        kind.validate(values)
+    except ValidationError as exc:
+        out: dict[str, str] = {}
+        for problem in str(exc).removeprefix(f"{kind.name}: ").split("; "):
+            name, _, message = problem.partition(": ")
+            name = name.split(".")[0]
+            if name in values and message != "required field is missing":
+                out.setdefault(name, message)
+        return out
+    return {}
+
+
+def error_label() -> w.HTML:
+    """The place next to a field where its error shows."""
+    label = w.HTML(layout=w.Layout(max_width="100%"))
+    label.add_class("akool-field-error")
+    return label
+
+
+def show_errors(labels: Mapping[str, w.HTML], errors: Mapping[str, str]) -> None:
+    for name, label in labels.items():
+        message = errors.get(name)
+        label.value = f'<span class="akool-problem">⚠ {_attr(message)}</span>' if message else ""

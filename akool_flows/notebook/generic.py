@@ -51,7 +51,7 @@ class BatchApp(BatchAppBase):
         self.title = k.title
         self.slug = k.name
         super().__init__(df, kind=k.name, **options)
-        self._root.add_class("akool-batch-app")
+        self.ui.root.add_class("akool-batch-app")
 
     def _build_form(self) -> list[w.Widget]:
         #: One `FieldInput` per request field, by the docs' field name.
@@ -62,15 +62,17 @@ class BatchApp(BatchAppBase):
             self.fields[name].set_constant(value)
         for item in self.fields.values():
             self._watch(item.source, item.value)
-        intro = w.HTML(f'<div class="akool-muted">{render._e(self.job_kind.description)} '
+        intro = w.HTML(f'<div class="akool-muted">{render.e(self.job_kind.description)} '
                        f'Fields marked * are required; hover a name for the docs\' description.</div>')
         return [intro, *(item.row for item in self.fields.values())]
+
+    def _field_error_labels(self) -> dict[str, w.HTML]:
+        return {name: item.error for name, item in self.fields.items()}
 
     def _plan_options(self) -> dict[str, Any]:
         columns, defaults = form_values(self.fields)
         return {"columns": columns, "defaults": defaults}
 
-    def _table_columns(self) -> list[str]:
-        mapped = [src[1] for item in self.fields.values() if isinstance(src := item.source.value, tuple)]
-        extra = [self.job_kind.verdict_field, "detail"] if self.job_kind.verdict_field else []
-        return ["input_index", *mapped[:2], "outcome", *extra, "result_url", "credits", "error_message"]
+    def _answer_columns(self) -> list[str]:
+        verdict = [self.job_kind.verdict_field, "detail"] if self.job_kind.verdict_field else []
+        return [*verdict, "outcome", "result_url", "credits", "paid_in", "error_message"]

@@ -10,7 +10,8 @@ import pandas as pd
 
 from akool_flows.api.models import MODERATION_TYPES
 from akool_flows.notebook import render
-from akool_flows.notebook.base import PROBLEM_OUTCOMES, BatchAppBase, _credits_by, check_input_frame
+from akool_flows.notebook.base import PROBLEM_OUTCOMES, BatchAppBase, check_input_frame
+from akool_flows.notebook.fields import error_label
 
 __all__ = ["ModerationApp"]
 
@@ -90,7 +91,14 @@ class ModerationApp(BatchAppBase):
         self._watch(self.content_column, self.content_type, self.language, self.rules, self.duration_column)
         self.content_type.observe(lambda _c: self._show_duration(), names="value")
         self._show_duration()
-        return [w.HBox([self.content_column, self.content_type]), self.language, self.rules, self.duration_column]
+        self._errors = {"type": error_label(), "language": error_label(), "input": error_label()}
+        row = {"flex_flow": "row wrap", "align_items": "center", "max_width": "100%"}
+        return [w.HBox([self.content_column, self.content_type, self._errors["type"]], layout=w.Layout(**row)),
+                w.HBox([self.language, self._errors["language"]], layout=w.Layout(**row)),
+                w.HBox([self.rules, self._errors["input"]], layout=w.Layout(**row)), self.duration_column]
+
+    def _field_error_labels(self) -> dict[str, w.HTML]:
+        return self._errors
 
     def _show_duration(self) -> None:
         # Only audio and video are priced by length; hide the knob otherwise.
@@ -110,11 +118,11 @@ class ModerationApp(BatchAppBase):
 
     # --- results -----------------------------------------------------------------------------
 
-    def _table_columns(self) -> list[str]:
-        return ["input_index", self.content_column.value, "conclusion", "detail", "outcome", "credits", "error_message"]
+    def _answer_columns(self) -> list[str]:
+        return ["conclusion", "detail", "outcome", "credits", "paid_in", "error_message"]
 
     def _table_labels(self) -> dict[str, str]:
-        return {"input_index": "#", "detail": "reasons", "error_message": "error"}
+        return {**super()._table_labels(), "detail": "reasons"}
 
     def _filters(self) -> dict[str, Callable[[pd.DataFrame], pd.Series]]:
         def conclusion(value: str) -> Callable[[pd.DataFrame], pd.Series]:
@@ -136,7 +144,7 @@ class ModerationApp(BatchAppBase):
         labelled = results.assign(_verdict=verdict)
         colors = {**render.OUTCOME_COLORS, **render.CONCLUSION_COLORS}
         return (render.bar_chart_svg(verdict.value_counts().to_dict(), title="Conclusions", colors=colors)
-                + render.bar_chart_svg(_credits_by(labelled, "_verdict"), title="Credits per conclusion",
+                + render.bar_chart_svg(render.credits_by(labelled, "_verdict"), title="Credits per conclusion",
                                        colors=colors, value_format="{:,.2f}"))
 
 

@@ -8,11 +8,18 @@ a moderation reason must never become markup in the notebook.
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
+
+from akool_flows.notebook.status import (
+    OUTCOME_ORDER,
+    RunNumbers,
+    format_credits,
+    label,
+    money_text,
+)
 
 __all__ = [
     "STYLE",
@@ -21,8 +28,10 @@ __all__ = [
     "badge_html",
     "bar_chart_svg",
     "cost_summary_html",
-    "estimate_html",
+    "e",
     "format_credits",
+    "outcome_charts",
+    "progress_html",
     "results_table_html",
 ]
 
@@ -43,8 +52,16 @@ OUTCOME_COLORS: dict[str, str] = {
     "pending": "#8c959f",
     "submitting": "#0969da",
     "running": "#0969da",
+    "submitted": "#0969da",
 }
 _FALLBACK_COLOR = "#57606a"
+
+
+def _pill_rules() -> str:
+    # One rule per outcome and verdict: grid cells carry a class, not an inline colour.
+    rules = [f".akool-pill.akool-outcome-{slug(o)} {{ background: {c}; }}" for o, c in OUTCOME_COLORS.items()]
+    rules += [f".akool-pill.akool-conclusion-{slug(o)} {{ background: {c}; }}" for o, c in CONCLUSION_COLORS.items()]
+    return "\n".join([".akool-pill { background: #57606a; }", *rules])
 
 # One stylesheet for every app, scoped by the akool- prefix. JupyterLab applies a <style> in an
 # HTML widget to the whole page, so nothing here may match elements outside the apps.
@@ -71,11 +88,28 @@ STYLE = """<style>
 .akool-kv td { padding: 1px 10px 1px 0; line-height: 1.4; }
 .akool-rejections ul { margin: 2px 0 4px 0; }
 .akool-problem { color: #cf222e; }
+.akool-app { max-width: 100%; }
+.akool-unknown { color: #9a6700; }
+.akool-grid-table td { vertical-align: middle; }
+.akool-grid-table .akool-detail, .akool-grid-table .akool-error { display: inline-block; max-width: 36em;
+  overflow: hidden; text-overflow: ellipsis; white-space: nowrap; vertical-align: middle; }
+.akool-grid-table .akool-error { color: #cf222e; }
+.akool-thumb { width: 72px; height: 72px; object-fit: cover; border-radius: 4px; vertical-align: middle; }
+.akool-player { vertical-align: middle; }
+video.akool-player { width: 160px; max-height: 120px; background: #000; }
+audio.akool-player { width: 220px; height: 32px; }
+.akool-before-after { display: inline-flex; align-items: center; gap: 4px; }
+.akool-arrow { color: #6e7781; }
+%PILLS%
 </style>"""
 
 
-def _e(value: Any) -> str:
+def e(value: Any) -> str:
+    """`value` as text safe inside HTML (and inside a quoted attribute)."""
     return html.escape("" if value is None else str(value), quote=True)
+
+
+_e = e  # older callers
 
 
 def _is_missing(value: Any) -> bool:
@@ -87,20 +121,15 @@ def _is_missing(value: Any) -> bool:
         return False  # lists, dicts: present
 
 
-def format_credits(value: float | None) -> str:
-    """Credits as people read them: up to 4 decimals, no trailing zeros; "unknown" for None/NaN."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "unknown"
-    text = f"{value:,.4f}".rstrip("0").rstrip(".")
-    return text or "0"
-
-
 def _pill(label: str, color: str, css: str) -> str:
     return f'<span class="akool-pill {css}" style="background:{color}">{_e(label)}</span>'
 
 
-def _slug(value: str) -> str:
+def slug(value: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in value.lower()).strip("-")
+
+
+STYLE = STYLE.replace("%PILLS%", _pill_rules())
 
 
 def badge_html(title: str, *, sandbox: bool, target: str) -> str:
@@ -114,69 +143,15 @@ def badge_html(title: str, *, sandbox: bool, target: str) -> str:
     return f'{STYLE}<div class="akool-header-line"><span class="akool-title">{_e(title)}</span>{badge}</div>'
 
 
-def estimate_html(summary: Mapping[str, Any], rejections: Sequence[Mapping[str, Any]] = (), *,
-                  usd_per_credit: float = 0.04, resumed: Mapping[str, int] | None = None) -> str:
-    """Validation and cost estimate before anything is spent.
-
-    `summary` holds ``total``, ``valid``, ``rejected``, ``credits``, ``unknown_rows`` (and
-    optionally ``usd``); `rejections` is `BatchPlan.rejections()`: ``[{"error", "count",
-    "first_rows"}]``, the most common reasons first. `resumed` counts rows the ledger already
-    holds, per state: a rerun polls or reuses them instead of paying again.
-    """
-    total = int(summary.get("total", 0))
-    valid = int(summary.get("valid", 0))
-    n_rejected = int(summary.get("rejected", 0))
-    credits = summary.get("credits")
-    unknown = int(summary.get("unknown_rows", 0) or 0)
-    usd = summary.get("usd")
-    if usd is None and credits is not None and not _is_missing(credits):
-        usd = float(credits) * usd_per_credit
-    cost = f"{format_credits(credits)} credits"
-    if usd is not None and not _is_missing(usd):
-        cost += f" (≈ ${usd:,.2f})"
-    if unknown:
-        cost += (f' <span class="akool-muted">+ {unknown:,} row{"s" if unknown != 1 else ""} of unknown price '
-                 f'(the docs publish none; pass cost_table= to budget them)</span>')
-    rows = [
-        ("Rows", f"{total:,}"),
-        ("Valid", f"{valid:,}"),
-        ("Rejected", f'<span class="{"akool-problem" if n_rejected else ""}">{n_rejected:,}</span>'),
-        ("Estimated cost", cost),
-    ]
-    dupes = int(summary.get("duplicates", 0) or 0)
-    if dupes:
-        rows.insert(2, ("Identical to an earlier row", f"{dupes:,} (sent once, sharing its result)"))
-    out = ['<table class="akool-kv akool-estimate-table">']
-    out += [f"<tr><td>{k}</td><td><b>{v}</b></td></tr>" for k, v in rows]
-    out.append("</table>")
-    if resumed:
-        known = sum(resumed.values())
-        states = ", ".join(f"{n:,} {state}" for state, n in sorted(resumed.items()))
-        out.append(f'<div class="akool-resume">The ledger already knows {known:,} of these rows ({_e(states)}): '
-                   f'Run resumes them without paying again.</div>')
-    if rejections:
-        out.append('<div class="akool-rejections">Rejected rows are never sent; they are reported with '
-                   'their reason:<ul>')
-        for item in rejections:
-            first = [str(r) for r in item.get("first_rows", ())]
-            count = int(item.get("count", 1))
-            where = ", ".join(first) + ("…" if count > len(first) else "")
-            label = f"row {where}" if count == 1 else f"{count:,} rows ({where})"
-            out.append(f'<li class="akool-problem"><span class="akool-rejected-rows">{_e(label)}</span>: '
-                       f'{_e(item.get("error"))}</li>')
-        out.append("</ul></div>")
-    return "".join(out)
-
-
 def _cell(column: str, value: Any, *, max_chars: int) -> str:
     if _is_missing(value) or value == "":
         return '<td class="akool-muted">–</td>'
     if column == "conclusion":
         color = CONCLUSION_COLORS.get(str(value), _FALLBACK_COLOR)
-        return f'<td class="akool-conclusion">{_pill(str(value), color, "akool-conclusion-" + _slug(str(value)))}</td>'
+        return f'<td class="akool-conclusion">{_pill(str(value), color, "akool-conclusion-" + slug(str(value)))}</td>'
     if column == "outcome":
         color = OUTCOME_COLORS.get(str(value), _FALLBACK_COLOR)
-        return f'<td class="akool-outcome">{_pill(str(value), color, "akool-outcome-" + _slug(str(value)))}</td>'
+        return f'<td class="akool-outcome">{_pill(label(str(value)), color, "akool-outcome-" + slug(str(value)))}</td>'
     if column == "credits" or column.startswith("est_credits"):
         return f'<td class="akool-num">{_e(format_credits(float(value)))}</td>'
     text = str(value)
@@ -207,7 +182,7 @@ def results_table_html(results: pd.DataFrame, columns: Sequence[str], *, labels:
         classes = ["akool-row"]
         for key in ("outcome", "conclusion"):
             if key in results.columns and not _is_missing(row.get(key)):
-                classes.append(f"akool-row-{key}-{_slug(str(row[key]))}")
+                classes.append(f"akool-row-{key}-{slug(str(row[key]))}")
         cells = "".join(_cell(c, row.get(c), max_chars=max_chars) for c in shown_cols)
         body.append(f'<tr class="{" ".join(classes)}">{cells}</tr>')
     caption = ""
@@ -232,13 +207,13 @@ def bar_chart_svg(values: Mapping[str, float], *, title: str, colors: Mapping[st
              f'<text x="0" y="13" font-size="12" font-weight="600" fill="currentColor">{_e(title)}</text>']
     if not items:
         parts.append('<text x="0" y="34" font-size="11" fill="#6e7781">nothing yet</text>')
-    for i, (label, value) in enumerate(items):
+    for i, (name, value) in enumerate(items):
         y = 20 + i * (bar_height + gap)
         w = 0 if top <= 0 else max(1.0, bar_w * value / top) if value > 0 else 0
-        color = colors.get(label, _FALLBACK_COLOR)
-        parts.append(f'<g class="akool-bar" data-label="{_e(label)}" data-value="{value:g}">'
+        color = colors.get(name, _FALLBACK_COLOR)
+        parts.append(f'<g class="akool-bar" data-label="{_e(name)}" data-value="{value:g}">'
                      f'<text x="{label_w - 6}" y="{y + bar_height - 5}" font-size="11" text-anchor="end" '
-                     f'fill="currentColor">{_e(label)}</text>'
+                     f'fill="currentColor">{_e(name)}</text>'
                      f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_height}" rx="2" fill="{color}"/>'
                      f'<text x="{label_w + w + 4:.1f}" y="{y + bar_height - 5}" font-size="11" '
                      f'fill="currentColor">{_e(value_format.format(value))}</text></g>')
@@ -246,24 +221,45 @@ def bar_chart_svg(values: Mapping[str, float], *, title: str, colors: Mapping[st
     return "".join(parts)
 
 
-def cost_summary_html(summary: Mapping[str, Any], *, estimate_credits: float | None = None) -> str:
-    """After a run: rows per outcome, credits spent vs. estimated, USD, wall time."""
-    counts = summary.get("counts") or {}
-    credits = summary.get("credits")
-    usd = summary.get("usd")
-    rows = []
-    for outcome in ("completed", "failed", "rejected", "cancelled", "uncertain", "timed_out"):
-        n = counts.get(outcome)
-        if n:
-            rows.append((outcome, f"{int(n):,}"))
-    spent = f"{format_credits(credits)} credits"
-    if usd is not None and not _is_missing(usd):
-        spent += f" (≈ ${float(usd):,.2f})"
-    rows.append(("Spent", spent))
-    if estimate_credits is not None and not _is_missing(estimate_credits):
-        rows.append(("Estimated", f"{format_credits(estimate_credits)} credits"))
-    wall = summary.get("wall_seconds", summary.get("wall_time"))
-    if wall is not None and not _is_missing(wall):
-        rows.append(("Wall time", f"{float(wall):,.1f} s"))
+def progress_html(numbers: RunNumbers) -> str:
+    """The line beside the progress bar: rows done of all, then the same counts as everywhere."""
+    text = e(numbers.progress_line())
+    head = f"{numbers.done:,} / {numbers.total:,}"
+    return text.replace(head, f"<b>{head}</b>", 1)
+
+
+def cost_summary_html(numbers: RunNumbers, *, estimate_credits: float | None = None,
+                      usd_per_credit: float | None = None, unknown_rows: int = 0) -> str:
+    """After a run: rows per outcome, credits new this run and already paid, estimate, wall time."""
+    rows = [(label(o), f"{numbers.counts[o]:,}") for o in OUTCOME_ORDER if numbers.counts.get(o)]
+    rows.append(("New this run", money_text(numbers.credits_new, 0.0, usd_per_credit)))
+    rows.append(("Already paid", f"{format_credits(numbers.credits_earlier)} credits (earlier runs; not charged "
+                                 "again)"))
+    if unknown_rows and not estimate_credits:
+        rows.append(("Estimated", f"unknown ({unknown_rows:,} rows without a price)"))
+    elif estimate_credits is not None and not _is_missing(estimate_credits):
+        more = f" + {unknown_rows:,} rows without a price" if unknown_rows else ""
+        rows.append(("Estimated", f"{format_credits(estimate_credits)} credits{more}"))
+    if numbers.elapsed is not None and not _is_missing(numbers.elapsed):
+        rows.append(("Wall time", f"{float(numbers.elapsed):,.1f} s"))
     return ('<table class="akool-kv akool-cost-summary">'
-            + "".join(f"<tr><td>{_e(k)}</td><td><b>{v}</b></td></tr>" for k, v in rows) + "</table>")
+            + "".join(f"<tr><td>{e(k)}</td><td><b>{e(v)}</b></td></tr>" for k, v in rows) + "</table>")
+
+
+def credits_by(results: pd.DataFrame, column: str) -> dict[str, float]:
+    """Credits per value of `column` (rows without a figure count 0)."""
+    if column not in results or "credits" not in results:
+        return {}
+    credits = pd.to_numeric(results["credits"], errors="coerce").fillna(0.0)
+    return credits.groupby(results[column].fillna("–")).sum().to_dict()
+
+
+def outcome_charts(results: pd.DataFrame) -> str:
+    """Rows and credits per outcome, outcomes named as everywhere else."""
+    if "outcome" not in results:
+        return bar_chart_svg({}, title="Rows per outcome")
+    named = results.assign(_label=results["outcome"].map(label))
+    colors = {label(o): c for o, c in OUTCOME_COLORS.items()}
+    return (bar_chart_svg(named["_label"].value_counts().to_dict(), title="Rows per outcome", colors=colors)
+            + bar_chart_svg(credits_by(named, "_label"), title="Credits per outcome", colors=colors,
+                            value_format="{:,.2f}"))

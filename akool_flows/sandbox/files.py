@@ -1,16 +1,23 @@
-"""Small, valid media files for result URLs, generated in code (no binary assets to ship).
+"""Small, real media files for result URLs, generated in code (no binary assets to ship).
 
 Every result URL the sandbox hands out points at ``/_sandbox/files/<name>``; the bytes
 depend only on the name, so a download can be checked for integrity and two results
-never share content.
+never share content. They are real media a browser shows and plays: a 256 x 256 PNG, a
+one-second WAV tone, a one-second H.264 MP4 (`akool_flows.sandbox.h264`), and an MP3 of
+silence (valid MPEG audio frames; encoding sound needs an encoder).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import struct
+import sys
 import zlib
+from array import array
 from functools import lru_cache
+
+from akool_flows.sandbox.h264 import h264_mp4
 
 __all__ = ["CONTENT_TYPES", "content_type", "file_bytes"]
 
@@ -29,7 +36,7 @@ def content_type(name: str) -> str | None:
     return CONTENT_TYPES.get(name.rsplit(".", 1)[-1].lower()) if "." in name else None
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=256)  # a video is ~110 kB: a few hundred recent files, not thousands
 def file_bytes(name: str) -> bytes:
     """The bytes served for ``name`` (deterministic); ``ValueError`` for an unknown extension."""
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
@@ -41,7 +48,7 @@ def file_bytes(name: str) -> bytes:
     if ext == "wav":
         return _wav(seed)
     if ext == "mp4":
-        return _mp4(seed)
+        return h264_mp4(seed)
     if ext == "txt":
         return f"Akool sandbox result {name}\n".encode()
     if ext == "json":
@@ -49,16 +56,27 @@ def file_bytes(name: str) -> bytes:
     raise ValueError(f"unsupported file extension {ext!r}; served: {', '.join(sorted(CONTENT_TYPES))}")
 
 
-def _png(seed: bytes, size: int = 16) -> bytes:
-    """A size x size RGB PNG in a colour derived from ``seed``, with a diagonal stripe."""
+def _png(seed: bytes, size: int = 256) -> bytes:
+    """A size x size RGB PNG: the seed's colour shading into its complement, with diagonal stripes."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    fg, bg = seed[0:3], bytes(255 - b for b in seed[0:3])
-    rows = b"".join(b"\x00" + b"".join(fg if x == y else bg for x in range(size)) for y in range(size))
+    fg = seed[0:3]
+    bg = bytes(255 - b for b in fg)
+    stripe = 24
+    rows = []
+    for y in range(size):
+        t = y / (size - 1)
+        shade = bytes(round(a * (1 - t) + b * t) for a, b in zip(fg, bg))
+        pixels = bytearray(shade * size)
+        for x in range(size):
+            if (x + y) // stripe % 4 == 0:
+                pixels[3 * x:3 * x + 3] = b"\xff\xff\xff"
+        rows.append(b"\x00" + bytes(pixels))
     ihdr = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)  # 8-bit truecolour, no interlace
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"".join(rows), 6)) + \
+        chunk(b"IEND", b"")
 
 
 def _mp3(seed: bytes, frames: int = 20) -> bytes:
@@ -76,11 +94,17 @@ def _mp3(seed: bytes, frames: int = 20) -> bytes:
     return b"ID3\x04\x00\x00" + syncsafe + id3_frame + frame * frames
 
 
-def _wav(seed: bytes, samples: int = 8000) -> bytes:
-    """One second of 8 kHz mono 16-bit PCM silence with the seed in a LIST/INFO chunk."""
-    data = bytes(samples * 2)
+def _wav(seed: bytes, rate: int = 8000) -> bytes:
+    """One second of 8 kHz mono 16-bit PCM: a soft tone (220-660 Hz by the seed) fading in and out,
+    with the seed in a LIST/INFO chunk."""
+    freq = 220 + seed[3] / 255 * 440
+    samples = array("h", (int(8000 * math.sin(2 * math.pi * freq * i / rate) * min(1.0, i / 800, (rate - i) / 800))
+                          for i in range(rate)))
+    if sys.byteorder == "big":
+        samples.byteswap()  # WAV is little-endian
+    data = samples.tobytes()
     info = b"INFO" + b"ICMT" + struct.pack("<I", 32) + seed
-    fmt = struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 16)
+    fmt = struct.pack("<HHIIHH", 1, 1, rate, rate * 2, 2, 16)
     body = (
         b"WAVE"
         + b"fmt " + struct.pack("<I", len(fmt)) + fmt
@@ -88,28 +112,3 @@ def _wav(seed: bytes, samples: int = 8000) -> bytes:
         + b"data" + struct.pack("<I", len(data)) + data
     )
     return b"RIFF" + struct.pack("<I", len(body)) + body
-
-
-def _mp4(seed: bytes) -> bytes:
-    """A structurally valid ISO-BMFF file: ``ftyp``, ``moov``/``mvhd`` (1 s), ``udta``, ``mdat``.
-
-    It parses as MP4 (box sizes, brands, movie header) but holds no decodable track:
-    enough to test downloads, content types and integrity, not playback.
-    """
-
-    def box(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", 8 + len(payload)) + kind + payload
-
-    ftyp = box(b"ftyp", b"isom" + struct.pack(">I", 0x200) + b"isomiso2mp41")
-    matrix = struct.pack(">9I", 0x00010000, 0, 0, 0, 0x00010000, 0, 0, 0, 0x40000000)
-    mvhd = box(
-        b"mvhd",
-        struct.pack(">B3xIIII", 0, 0, 0, 1000, 1000)  # version/flags, ctime, mtime, timescale, duration
-        + struct.pack(">IH10x", 0x00010000, 0x0100)  # rate 1.0, volume 1.0, reserved
-        + matrix
-        + bytes(24)  # pre_defined
-        + struct.pack(">I", 1),  # next_track_ID
-    )
-    udta = box(b"udta", box(b"\xa9cmt", seed))
-    moov = box(b"moov", mvhd + udta)
-    return ftyp + moov + box(b"mdat", b"")

@@ -19,7 +19,7 @@ def test_languages_come_from_akool(catalog, sandbox, tmp_path) -> None:
     assert app.url_column.value == "video_url"
     # No target chosen yet: the form says so and Run is off.
     assert app.plan is None and app.run_button.disabled
-    assert "at least one target language" in app._estimate_html.value
+    assert "at least one target language" in app.ui.estimate.value
     assert app.start() is None
 
 
@@ -28,8 +28,8 @@ async def test_rows_times_languages_run_and_export(catalog, sandbox, tmp_path) -
     app.targets.value = ("fr", "de")
     app.lipsync.value = True
     assert (app.plan.valid_count, app.plan.rejected_count) == (10, 2)  # "not-a-url" x 2 languages
-    assert "url: must be an http(s) URL" in app._estimate_html.value
-    assert {label for label in app._filter.options} >= {"language fr", "language de"}
+    assert "url: must be an http(s) URL" in app.ui.estimate.value
+    assert {label for label in app.ui.filter.options} >= {"language fr", "language de"}
 
     app.run_button.click()
     await app.wait(timeout=30)
@@ -41,11 +41,15 @@ async def test_rows_times_languages_run_and_export(catalog, sandbox, tmp_path) -
     assert set(done["catalog_row"]) == {0, 1, 2, 3}
     jobs = sandbox.jobs("video_translation")
     assert len(jobs) == 10 and sandbox.duplicate_creates() == {}
-    assert "Completed per language" in app._chart_html.value
-    app._filter.value = "language fr"
-    assert app._results_html.value.count('<tr class="akool-row') == 6
+    assert "Completed per language" in app.ui.charts.value
+    app.ui.filter.value = "language fr"
+    assert len(app.ui.grid.cells) == 6
+    # Numbered by catalog row (0-5 for 6 videos), not by language job (0-11).
+    assert sorted(set(app.ui.grid.cells["#"])) == [0, 1, 2, 3, 4, 5]
 
-    path = app.export(tmp_path / "translations.parquet")
+    # Export writes what the filter shows, or every row when asked.
+    assert set(pd.read_csv(app.export(tmp_path / "fr.csv"))["language"]) == {"fr"}
+    path = app.export(tmp_path / "translations.parquet", rows="all")
     back = pd.read_parquet(path)
     assert len(back) == 12 and back.loc[back["outcome"] == "completed", "lipsync"].all()
 
@@ -77,7 +81,7 @@ def test_every_kind_gets_a_working_form(kind, sandbox, tmp_path) -> None:
         assert app.fields[name].source.value == ("column", name)
     for name in nested:
         assert app.fields[name].source.value == CONSTANT and json.loads(app.fields[name].value.value) == nested[name]
-    assert app.plan is not None and app.plan.valid_count == 1, app._estimate_html.value
+    assert app.plan is not None and app.plan.valid_count == 1, app.ui.estimate.value
 
 
 async def test_generic_tts_batch_from_constants_and_columns(sandbox, tmp_path) -> None:
@@ -85,7 +89,7 @@ async def test_generic_tts_batch_from_constants_and_columns(sandbox, tmp_path) -
     app = BatchApp(df, "tts", columns={"input_text": "line"}, env=sandbox.env(), ledger=tmp_path / "l.sqlite")
     assert app.title == "Text to speech" and "akool-batch-app" in app.widget._dom_classes
     # voice_id is required and not set: every row rejected, the reason shown.
-    assert app.plan is None and "voice_id" in app._estimate_html.value and app.run_button.disabled
+    assert app.plan is None and "voice_id" in app.ui.estimate.value and app.run_button.disabled
     app.fields["voice_id"].set_constant("LcfcDJNUP1GQjkzn1xUU")
     app.fields["rate"].set_constant("90%")
     assert app.plan.valid_count == 3
@@ -94,7 +98,7 @@ async def test_generic_tts_batch_from_constants_and_columns(sandbox, tmp_path) -
     res = app.results
     assert res["outcome"].tolist() == ["completed", "completed", "failed"]
     assert res.loc[0, "result_url"].endswith(".mp3")
-    assert "line" in app._table_columns()
+    assert "line" in app.ui.grid.cells.columns
     assert app.plan.bodies[0] == {"input_text": "Welcome to the store.", "voice_id": "LcfcDJNUP1GQjkzn1xUU",
                                   "rate": "90%"}
     assert len(sandbox.jobs("tts")) == 3
@@ -112,7 +116,8 @@ def test_generic_form_rejects_unknown_fields(sandbox) -> None:
 
 def test_cost_table_prices_kinds_without_a_published_price(catalog, sandbox, tmp_path) -> None:
     app = CatalogTranslationApp(catalog, targets=["fr"], env=sandbox.env(), ledger=tmp_path / "l.sqlite")
-    assert app.plan.estimate.unknown_rows == 5 and "unknown price" in app._estimate_html.value
+    assert app.plan.estimate.unknown_rows == 5 and ">unknown</span>" in app.ui.estimate.value
+    assert "5 rows of a kind the docs publish no price for" in app.ui.estimate.value
     priced = CatalogTranslationApp(catalog, targets=["fr"], env=sandbox.env(), ledger=tmp_path / "l.sqlite",
                                    cost_table={"video_translation": 12.0})
     assert priced.plan.estimate.total_credits == 60.0 and priced.plan.estimate.unknown_rows == 0

@@ -6,7 +6,13 @@ import pandas as pd
 import pytest
 
 from akool_flows.api import KINDS, get_kind
-from akool_flows.notebook.fields import CONSTANT, NOT_SET, FieldInput, field_specs, form_values
+from akool_flows.notebook.fields import (
+    CONSTANT,
+    NOT_SET,
+    FieldInput,
+    field_specs,
+    form_values,
+)
 
 
 def test_moderation_fields_follow_the_model() -> None:

@@ -17,7 +17,7 @@ from .conftest import wait_until
 
 # What the sandbox's deterministic moderator answers for the sample data (notebooks/data/comments.csv).
 EXPECTED = {"c001": "Compliant", "c003": "Non-Compliant", "c005": "Non-Compliant", "c008": "Unknown",
-            "c011": "Non-Compliant", "c015": "Non-Compliant", "c024": "Compliant"}
+            "c011": "Compliant", "c015": "Non-Compliant", "c023": "Compliant", "c024": "Compliant"}
 
 
 def make_app(df: pd.DataFrame, sandbox: Sandbox, tmp_path: Path, **kw) -> ModerationApp:
@@ -27,10 +27,10 @@ def make_app(df: pd.DataFrame, sandbox: Sandbox, tmp_path: Path, **kw) -> Modera
 
 async def test_estimate_then_run_shows_every_row(comments, sandbox, tmp_path) -> None:
     app = make_app(comments, sandbox, tmp_path)
-    assert "SANDBOX" in app._header.value
+    assert "SANDBOX" in app.ui.header.value
     # Before anything is spent: 24 rows, the empty one rejected, the duplicate sent once, 22 x 0.1 credits.
     assert (app.plan.valid_count, app.plan.rejected_count, app.plan.duplicate_count) == (22, 1, 1)
-    est = app._estimate_html.value
+    est = app.ui.estimate.value
     assert "2.2 credits" in est and "required field is missing" in est and "Identical to an earlier row" in est
     assert sandbox.create_count() == 0
 
@@ -42,7 +42,7 @@ async def test_estimate_then_run_shows_every_row(comments, sandbox, tmp_path) ->
     assert len(res) == 24
     for cid, conclusion in EXPECTED.items():
         assert res.loc[cid, "conclusion"] == conclusion, cid
-    assert res.loc["c005", "detail"].startswith("- violence")
+    assert res.loc["c005", "detail"].startswith("- violence: A threat of physical harm")
     assert res.loc["c007", "outcome"] == "rejected"
     # The duplicate of c001 carries its verdict instead of being rejected.
     assert res.loc["c013", "outcome"] == "completed" and res.loc["c013", "duplicate_of"] == 0
@@ -51,14 +51,17 @@ async def test_estimate_then_run_shows_every_row(comments, sandbox, tmp_path) ->
     assert app.status == "finished" and app.status_text.startswith("Finished: 22 completed, 1 failed, 1 rejected")
     assert sandbox.create_count("moderation") == 22
 
-    table = app._results_html.value
-    assert table.count('<tr class="akool-row') == 24
-    assert table.count('class="akool-pill akool-conclusion-non-compliant"') == 5
-    assert "akool-outcome-rejected" in table
-    assert "2.1 credits" in app._summary_html.value
-    assert '<svg class="akool-chart"' in app._chart_html.value and 'data-label="Non-Compliant" data-value="5"' \
-        in app._chart_html.value
-    assert app._progress_bar.value == app._progress_bar.max == 24
+    grid = app.ui.grid.cells
+    assert len(grid) == 24
+    # The user's own columns first (their id too), then the verdict; one line per row.
+    assert list(grid.columns[:5]) == ["#", "comment_id", "comment", "channel", "conclusion"]
+    assert grid["conclusion"].str.contains("akool-conclusion-non-compliant").sum() == 3
+    assert grid["outcome"].str.contains("akool-outcome-rejected").sum() == 1
+    assert not grid["reasons"].str.contains("Result:").any() and not grid["reasons"].str.contains("\n").any()
+    assert "2.1 credits" in app.ui.summary.value
+    assert '<svg class="akool-chart"' in app.ui.charts.value and 'data-label="Non-Compliant" data-value="3"' \
+        in app.ui.charts.value
+    assert app.ui.progress.value == app.ui.progress.max == 24
     assert app.cost_log.iloc[-1]["row_key"] == "TOTAL"
     assert app.cost_log.iloc[-1]["credits"] == pytest.approx(2.1)
 
@@ -67,26 +70,28 @@ async def test_filter_shows_only_the_chosen_verdicts(comments, sandbox, tmp_path
     app = make_app(comments, sandbox, tmp_path)
     app.run_button.click()
     await app.wait(timeout=20)
-    app._filter.value = "Non-Compliant"
-    html = app._results_html.value
-    assert html.count('<tr class="akool-row') == 5 and "akool-conclusion-compliant" not in html
-    app._filter.value = "problems"
-    assert app._results_html.value.count('<tr class="akool-row') == 2  # 1 rejected + 1 failed
+    app.ui.filter.value = "Non-Compliant"
+    cells = app.ui.grid.cells
+    assert len(cells) == 3 and not cells["conclusion"].str.contains("akool-conclusion-compliant").any()
+    app.ui.filter.value = "problems"
+    assert len(app.ui.grid.cells) == 2 and len(app.shown) == 2  # 1 rejected + 1 failed
+    app.ui.search.value = "fail"
+    assert app.shown["comment_id"].tolist() == ["c021"] and len(app.ui.grid.cells) == 1
 
 
 async def test_form_changes_update_the_estimate(comments, sandbox, tmp_path) -> None:
     app = make_app(comments, sandbox, tmp_path)
     app.language.value = "english"  # not ISO-639-1: every row rejected, with the reason
     assert app.plan.valid_count == 0
-    assert "language" in app._estimate_html.value and "pattern" in app._estimate_html.value.lower() \
-        or "ISO" in app._estimate_html.value
+    assert "language" in app.ui.estimate.value and "pattern" in app.ui.estimate.value.lower() \
+        or "ISO" in app.ui.estimate.value
     app.language.value = ""
     assert app.plan.valid_count == 22
     app.content_type.value = 1  # image: text is not a URL -> rejected
-    assert app.plan.valid_count == 0 and "http(s) URL" in app._estimate_html.value
+    assert app.plan.valid_count == 0 and "http(s) URL" in app.ui.estimate.value
     app.content_type.value = 4
     app.limit.value = 5
-    assert "<b>5</b>" in app._estimate_html.value
+    assert "<b>5</b>" in app.ui.estimate.value
 
 
 async def test_kernel_stays_responsive_during_a_run(comments, sandbox, tmp_path) -> None:
@@ -109,13 +114,14 @@ async def test_live_table_shows_rows_as_they_finish(comments, sandbox, tmp_path)
     sandbox.configure(latency=0.05, job_seconds=0.6)
     app = make_app(comments, sandbox, tmp_path, concurrency=1)
     app.run_button.click()
-    await wait_until(lambda: "akool-outcome-completed" in app._results_html.value, what="a completed row in the table")
+    await wait_until(lambda: "akool-outcome-completed" in app.ui.grid.text(), timeout=30,
+                     what="a completed row in the table")
     # Mid-run: finished rows next to rows still pending or running, and the progress line counts them.
     assert app.running
     live = app.results
     assert live["outcome"].eq("completed").any()
     assert live["outcome"].isin(["pending", "running", "submitting"]).any()
-    assert "rows done" in app._progress_text.value and "submitted" in app._progress_text.value
+    assert "rows done" in app.ui.progress_text.value and "jobs created" in app.ui.progress_text.value
     await app.wait(timeout=20)
     assert app.results["outcome"].eq("completed").sum() == 22
 
@@ -137,7 +143,7 @@ async def test_cancel_mid_run_then_resume_without_paying_twice(comments, sandbox
 
     # A new app over the same data and ledger (as after a kernel restart) resumes the batch.
     again = make_app(comments, sandbox, tmp_path)
-    assert "already knows" in again._estimate_html.value
+    assert "already knows" in again.ui.estimate.value
     again.run_button.click()
     await again.wait(timeout=20)
     assert again.results["outcome"].value_counts().to_dict() == {"completed": 22, "rejected": 1, "failed": 1}
@@ -162,13 +168,17 @@ async def test_export_csv_and_parquet_from_the_buttons(comments, sandbox, tmp_pa
     app = make_app(comments, sandbox, tmp_path)
     app.export_path.value = str(tmp_path / "out" / "verdicts.csv")
     app.export_button.click()
-    assert "Export failed" in app._export_status.value and "run the batch first" in app._export_status.value
+    assert "Export failed" in app.ui.export_status.value and "run the batch first" in app.ui.export_status.value
 
     app.run_button.click()
     await app.wait(timeout=20)
     app.export_button.click()
+    # Only into folders that exist: a typo in the path must not grow new folders.
+    assert "folder" in app.ui.export_status.value and "does not exist" in app.ui.export_status.value
+    (tmp_path / "out").mkdir()
+    app.export_button.click()
     csv_path = tmp_path / "out" / "verdicts.csv"
-    assert "Wrote 24 rows" in app._export_status.value
+    assert "Wrote 24 rows" in app.ui.export_status.value
     exported = pd.read_csv(csv_path)
     assert len(exported) == 24 and {"comment", "conclusion", "detail", "outcome", "credits"} <= set(exported.columns)
     # Spreadsheet safety: a comment starting with "=" is not a formula in the export.
@@ -180,7 +190,7 @@ async def test_export_csv_and_parquet_from_the_buttons(comments, sandbox, tmp_pa
     assert app.export_path.value.endswith("verdicts.parquet")
     app.export_button.click()
     back = pd.read_parquet(tmp_path / "out" / "verdicts.parquet")
-    assert len(back) == 24 and back["conclusion"].eq("Non-Compliant").sum() == 5
+    assert len(back) == 24 and back["conclusion"].eq("Non-Compliant").sum() == 3
 
 
 async def test_run_level_failure_is_shown_not_raised(comments, sandbox, tmp_path) -> None:
@@ -195,7 +205,7 @@ async def test_run_level_failure_is_shown_not_raised(comments, sandbox, tmp_path
         assert "Authentication" in text or "token" in text.lower()
     else:
         assert not app.results.empty and not app.results["outcome"].eq("completed").any()
-    assert "wrong-token" not in text and "wrong-token" not in app._results_html.value
+    assert "wrong-token" not in text and "wrong-token" not in app.ui.grid.text()
 
 
 def test_blocking_run_in_a_script(comments, sandbox, tmp_path) -> None:
@@ -212,14 +222,14 @@ def test_bad_arguments_name_the_field(comments, sandbox) -> None:
         ModerationApp(comments, content_type="pdf", env=sandbox.env())
     with pytest.raises(TypeError, match="df must be a pandas DataFrame"):
         ModerationApp([{"comment": "x"}], env=sandbox.env())  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="concurrency must be >= 1"):
+    with pytest.raises(ValueError, match="concurrency must be an integer >= 1"):
         ModerationApp(comments, env=sandbox.env(), concurrency=0)
 
 
 def test_live_api_badge_and_no_secret_anywhere(comments) -> None:
     env = {"AKOOL_BASE_URL": "https://openapi.akool.com", "AKOOL_API_TOKEN": "tok-SECRET-123"}
     app = ModerationApp(comments, content_column="comment", env=env)
-    header = app._header.value
+    header = app.ui.header.value
     assert "LIVE API" in header and "SANDBOX" not in header and "real credits" in header
     visible = " ".join(str(getattr(wi, "value", "")) for wi in _walk(app.widget)) + repr(app) + repr(app.connection)
     assert "tok-SECRET-123" not in visible
@@ -250,7 +260,10 @@ def test_media_priced_per_minute_from_a_seconds_column(sandbox, tmp_path) -> Non
     assert app.duration_column.layout.display is None  # shown for video
     assert app.plan.estimate.total_credits == pytest.approx(1.0 + 3.0)  # 1 C per started minute
     app.duration_column.value = "(none)"
-    assert app.plan.estimate.unknown_rows == 2 and "unknown price" in app._estimate_html.value
+    # No price known: "unknown" with the count of rows, never a bold 0.
+    est = app.ui.estimate.value
+    assert app.plan.estimate.unknown_rows == 2
+    assert '<span class="akool-unknown">unknown</span>' in est and "2 rows of a kind" in est and "0 credits" not in est
     app.content_type.value = 4
     assert app.duration_column.layout.display == "none"
 
@@ -272,5 +285,5 @@ async def test_run_history_goes_to_the_log_widget(comments, sandbox, tmp_path) -
     app = make_app(comments, sandbox, tmp_path)
     app.run_button.click()
     await app.wait(timeout=20)
-    lines = "".join(o["text"] for o in app._log.outputs if o["output_type"] == "stream")
+    lines = "".join(o["text"] for o in app.ui.log.outputs if o["output_type"] == "stream")
     assert "Run: 22 of 24 rows, batch moderation-" in lines and "Finished: 22 completed" in lines

@@ -45,6 +45,8 @@ def test_committed_clean_with_a_parameters_cell(name: str) -> None:
     params = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1
     assert "interactive = True" in params[0].source and "output_path" in params[0].source
+    if name != "quickstart":
+        assert "fail_on_problems = False" in params[0].source
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
@@ -59,10 +61,54 @@ def test_bulk_moderation_headless_without_credentials(tmp_path: Path) -> None:
     assert (tmp_path / "verdicts.costs.csv").exists()
     texts = "".join(o.get("text", "") for o in outputs(nb))
     assert f"finished: wrote 24 rows to {out}" in texts
-    # The app cell rendered the widget (what JupyterLab shows), with the SANDBOX badge in its state.
+    # The app cell rendered the widget (what JupyterLab shows), with the SANDBOX badge in its state ...
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs(nb))
     state = json.dumps(nb.metadata.get("widgets", {}))
     assert "SANDBOX" in state
+    # ... and, for readers without a kernel, a static snapshot of the final state, not VBox(children=...).
+    snapshot = app_cell_html(nb)
+    assert "Finished: 22 completed, 1 failed, 1 rejected" in snapshot and "akool-results-table" in snapshot
+    assert "VBox" not in app_cell_text(nb)
+    # The cells below the app show the results (the run ended before they ran).
+    below = "".join(o.get("data", {}).get("text/html", "") for o in outputs_after(nb, "app.when_done"))
+    assert "c005" in below and "Non-Compliant" in below
+
+
+def app_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    return next(c for c in nb.cells if c.cell_type == "code" and c.source.rstrip().endswith("\napp"))
+
+
+def app_cell_html(nb: nbformat.NotebookNode) -> str:
+    return "".join(o.get("data", {}).get("text/html", "") for o in app_cell(nb).outputs)
+
+
+def app_cell_text(nb: nbformat.NotebookNode) -> str:
+    return "".join(o.get("data", {}).get("text/plain", "") for o in app_cell(nb).outputs)
+
+
+def outputs_after(nb: nbformat.NotebookNode, marker: str) -> list[dict[str, Any]]:
+    return [o for c in nb.cells if c.cell_type == "code" and marker in c.source for o in c.outputs]
+
+
+def test_fail_on_problems_fails_the_notebook(tmp_path: Path) -> None:
+    from nbclient.exceptions import CellExecutionError
+
+    with pytest.raises(CellExecutionError, match="1 failed"):
+        execute("bulk_moderation", tmp_path, interactive=False, output_path=str(tmp_path / "v.csv"),
+                ledger_path=str(tmp_path / "ledger.sqlite"), fail_on_problems=True)
+
+
+def test_papermill_output_notebook_reads_as_a_report(tmp_path: Path) -> None:
+    papermill = pytest.importorskip("papermill")
+    out = tmp_path / "bulk_moderation.out.ipynb"
+    papermill.execute_notebook(str(NOTEBOOKS / "bulk_moderation.ipynb"), str(out), cwd=str(NOTEBOOKS),
+                               parameters={"interactive": False, "output_path": str(tmp_path / "v.csv"),
+                                           "ledger_path": str(tmp_path / "ledger.sqlite")},
+                               kernel_name="python3", progress_bar=False)
+    nb = nbformat.read(out, as_version=4)
+    snapshot = app_cell_html(nb)
+    assert "SANDBOX" in snapshot and "Finished: 22 completed, 1 failed, 1 rejected" in snapshot
+    assert snapshot.count('<tr class="akool-row') == 24 and "VBox" not in app_cell_text(nb)
 
 
 def test_catalog_translation_headless_to_parquet(tmp_path: Path) -> None:

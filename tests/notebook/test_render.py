@@ -52,21 +52,6 @@ def test_bar_chart_scales_bars_to_the_largest_value() -> None:
     assert widths[0] > widths[1] * 3.9 and widths[2] == 0
 
 
-def test_estimate_lists_rejections_and_resume_note() -> None:
-    html = render.estimate_html(
-        {"total": 10, "valid": 8, "rejected": 2, "credits": 0.8, "unknown_rows": 0},
-        [{"error": "moderation: content: required field is missing", "count": 2, "first_rows": [3, 7]}],
-        resumed={"completed": 5})
-    assert "0.8 credits" in html and "$0.03" in html
-    assert "2 rows (3, 7)" in html and "required field is missing" in html
-    assert "already knows 5" in html
-
-
-def test_estimate_says_when_prices_are_unknown() -> None:
-    html = render.estimate_html({"total": 3, "valid": 3, "rejected": 0, "credits": 0.0, "unknown_rows": 3})
-    assert "3 rows of unknown price" in html
-
-
 def test_badge_says_sandbox_or_live() -> None:
     assert "SANDBOX" in render.badge_html("T", sandbox=True, target="http://127.0.0.1:1")
     live = render.badge_html("T", sandbox=False, target="https://openapi.akool.com")
@@ -79,3 +64,4 @@ def test_format_credits() -> None:
     assert render.format_credits(1234.5) == "1,234.5"
     assert render.format_credits(None) == "unknown"
     assert render.format_credits(math.nan) == "unknown"
+    assert render.format_credits(-0.0) == "0"

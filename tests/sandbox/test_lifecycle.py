@@ -114,7 +114,7 @@ def test_result_files_are_real_media(client: httpx.Client) -> None:
     data = png.content
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])
-    assert (width, height) == (16, 16)
+    assert (width, height) == (256, 256)
     idat_len = struct.unpack(">I", data[33:37])[0]
     assert len(zlib.decompress(data[41:41 + idat_len])) == height * (1 + 3 * width)
     mp3 = files["tts"]

@@ -24,7 +24,8 @@ MODERATE = f"{V3}/content/analysis/sentiment"
     (4, "I hate you people, you are vermin", "Non-Compliant", "hate"),
     (4, "What the fuck is this", "Non-Compliant", "profanity"),
     (4, "Lovely weather for a picnic by the lake", "Compliant", None),
-    (4, "Great skills, killer app!", "Non-Compliant", "violence"),  # word prefixes: "killer" is flagged
+    (4, "Great skills, killer app!", "Compliant", None),  # an idiom, not violence (issue 13)
+    (4, "I will come to your office with a knife", "Non-Compliant", "violence"),
     (4, "", "Unknown", None),
     (4, "   \n ", "Unknown", None),
     (4, "#$%^&*()!@#$%", "Unknown", None),
