@@ -168,14 +168,16 @@ async def test_thousands_of_concurrent_waits_are_cheap(store):
 
         t0 = time.monotonic()
         task = asyncio.create_task(deliver())
-        results = await asyncio.gather(*(store.wait_for(j, timeout=1.5) for j in ids))
+        # The timeout leaves room for a loaded machine to store 1,500 events; the 500 that never
+        # finish bound the wall time.
+        results = await asyncio.gather(*(store.wait_for(j, timeout=5.0) for j in ids))
         await task
         elapsed = time.monotonic() - t0
     finally:
         other.close()
     assert sum(r is not None for r in results) == 1500
     assert all(r.job_id == j for r, j in zip(results, ids) if r is not None)
-    assert elapsed < 4  # bounded by the 1.5 s timeout of the 500 that never finish
+    assert elapsed < 10  # bounded by the 5 s timeout of the 500 that never finish
     await asyncio.sleep(store.poll_interval * 3)
     assert store._waiters == {} and store._watchers == {}  # the watcher retires when idle
 
