@@ -166,5 +166,7 @@ def test_hundreds_of_deferred_tasks_keep_db_connections_flat(deployment):
           f"token exchanges {stats.get('requests_by_path', {}).get('/api/open/v3/getToken')}")
     assert run["state"] == "success" and succeeded == DEFERRED
     assert total_peak < 100  # Postgres' default max_connections
-    assert store_peak <= 12
+    # The triggerer holds 1-2 however many tasks wait; each running worker task opens its own
+    # store while it submits (2 workers x concurrency 8), and the receiver has its pool.
+    assert store_peak <= 2 * 8 + 4
     assert "scheduler exited" not in "".join(deployment.output)
