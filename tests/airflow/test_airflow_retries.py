@@ -105,12 +105,11 @@ def test_a_retry_after_a_create_that_may_have_happened_does_not_create_again(air
     assert store["akool_job"]["phase"] == "intent"  # kept for the next try, which must refuse too
 
 
-def test_killed_before_the_create_left_the_worker_the_retry_submits_by_itself(airflow, monkeypatch):
+def test_killed_before_the_create_left_the_worker_the_retry_submits_by_itself(airflow):
     from akool_flows.airflow import hooks
 
     sb = airflow
-    # Tasks of one process share an exchanged token: start without one, so this task exchanges.
-    monkeypatch.setattr(hooks, "_SHARED_CREDENTIALS", {})
+    hooks._SHARED_CREDENTIALS.clear()  # this process's tasks share a token: make this one exchange
     sb.faults.slow(3.0, next=1, path_prefix="/api/open/v3/getToken")
     run = load_dag("akool_test_killed_before_sending").test()
     assert str(run.state) == "success", task_states(run)
