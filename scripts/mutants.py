@@ -95,8 +95,15 @@ def apply_mutant(m: Mutant) -> None:
     fresh.__file__ = live.__file__
     exec(code, fresh.__dict__)  # noqa: S102 - our own module, mutated
     if m.scope == "func":
-        old, new = _raw(*_resolve(live, m.qualname)), _raw(*_resolve(fresh, m.qualname))
-        old.__code__, old.__defaults__, old.__kwdefaults__ = new.__code__, new.__defaults__, new.__kwdefaults__
+        owner, name = _resolve(live, m.qualname)
+        old, new = _raw(owner, name), _raw(*_resolve(fresh, m.qualname))
+        old.__defaults__, old.__kwdefaults__ = new.__defaults__, new.__kwdefaults__
+        if len(old.__code__.co_freevars) == len(new.__code__.co_freevars):
+            old.__code__ = new.__code__
+        else:  # the mutant dropped the only use of a closure cell (``super()``): a new function
+            func = types.FunctionType(new.__code__, old.__globals__, old.__name__, new.__defaults__)
+            func.__kwdefaults__, func.__qualname__ = new.__kwdefaults__, old.__qualname__
+            setattr(owner, name, func)
         return
     owner_live = _resolve(live, m.qualname + ".x")[0] if m.qualname else live
     owner_new = _resolve(fresh, m.qualname + ".x")[0] if m.qualname else fresh
