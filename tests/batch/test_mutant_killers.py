@@ -173,8 +173,12 @@ def test_a_lease_is_taken_over_only_when_its_holder_is_dead_or_expired(path):
 def test_a_live_holder_is_left_alone_and_one_we_may_not_signal_counts_as_alive(path, monkeypatch):
     a = Ledger(path)
     _batch(a, "x")
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # An ordinary process: default signal handling even under nohup (which ignores SIGHUP).
+    holder = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGHUP, "
+                               "signal.SIG_DFL); print('ready', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
     try:
+        assert holder.stdout.readline().strip() == "ready"
         a.conn.execute("UPDATE batches SET lease_owner='someone', lease_pid=? WHERE batch_id='x'", (holder.pid,))
         with pytest.raises(BatchLockedError):
             a.acquire("x")
