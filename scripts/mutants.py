@@ -397,10 +397,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     t0 = time.monotonic()
     _warm(sorted({f for m in mutants for f in TARGETS[m.path] if (ROOT / f).exists()}))
-    with tempfile.TemporaryDirectory(prefix="mutants-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="mutants-", ignore_cleanup_errors=True) as tmp:
         work = Path(tmp)
-        base = baseline(sorted({m.path for m in mutants}), work)
-        run(mutants, base, work, args.jobs)
+        try:
+            base = baseline(sorted({m.path for m in mutants}), work)
+            run(mutants, base, work, args.jobs)
+        finally:  # a child killed mid-test can leave the full-disk test's tmpfs mounted
+            for line in Path("/proc/mounts").read_text().splitlines():
+                if line.split()[1].startswith(tmp):
+                    os.system(f"umount -l {line.split()[1]}")  # noqa: S605 - our own temp dir
     if kept:
         print(f"\n{len(mutants)} mutants run now, {len(kept)} killed in {', '.join(args.rerun)} kept as they were")
     mutants = sorted([*kept, *mutants], key=lambda m: (list(TARGETS).index(m.path), m.index))

@@ -173,8 +173,12 @@ def test_a_lease_is_taken_over_only_when_its_holder_is_dead_or_expired(path):
 def test_a_live_holder_is_left_alone_and_one_we_may_not_signal_counts_as_alive(path, monkeypatch):
     a = Ledger(path)
     _batch(a, "x")
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # An ordinary process: default signal handling even under nohup (which ignores SIGHUP).
+    holder = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGHUP, "
+                               "signal.SIG_DFL); print('ready', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
     try:
+        assert holder.stdout.readline().strip() == "ready"
         a.conn.execute("UPDATE batches SET lease_owner='someone', lease_pid=? WHERE batch_id='x'", (holder.pid,))
         with pytest.raises(BatchLockedError):
             a.acquire("x")
@@ -529,8 +533,9 @@ def test_reusing_another_batchs_jobs_takes_no_budget(sandbox, ledger_path, state
     r = run_batch(texts(3), "moderation", client=c, ledger=ledger_path, batch_id="b", budget_credits=0.05,
                   poll_interval=0.05, **MOD)
     assert list(r.results["outcome"]) == [outcome] * 3 and r.summary["stopped_by"] is None
-    if state == "completed":  # no status code recorded: a completed row reads as status 3
+    if state == "completed":  # no status code or credits recorded: status 3, charged its estimate
         assert list(r.results["status_code"]) == [3] * 3
+        assert r.summary["credits_already_paid"] == pytest.approx(0.3)
     assert r.results["note"].str.contains("same request as batch a").all()
     assert sandbox.create_count() == 3
 
@@ -547,3 +552,13 @@ def test_a_duplicate_row_mirrors_its_original_and_an_invalid_row_says_why(sandbo
     assert res.loc[1, "error_message"] == "moderation: content: required field is missing"
     assert res.loc[2, ["error_code", "error_message"]].isna().all() and res.loc[2, "job_id"] == res.loc[0, "job_id"]
     assert r.summary["counts"]["rejected"] == 1 and r.summary["counts"]["completed"] == 2
+
+
+def test_a_failed_job_that_reported_no_credits_counts_as_unpaid_on_a_rerun(sandbox, ledger_path):
+    run_batch, MOD, make_client, texts = _engine_tools()
+    c = make_client(sandbox, sync=True)
+    run_batch(texts(2), "moderation", client=c, ledger=ledger_path, batch_id="b", wait=False, **MOD)
+    Ledger(ledger_path).conn.execute("UPDATE jobs SET state='failed', credits=NULL, status_code=NULL")
+    r = run_batch(texts(2), "moderation", client=c, ledger=ledger_path, batch_id="b", **MOD)
+    assert list(r.results["outcome"]) == ["failed"] * 2 and list(r.results["status_code"]) == [4] * 2
+    assert r.summary["credits_already_paid"] == 0.0 and sandbox.create_count() == 2
