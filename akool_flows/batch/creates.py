@@ -118,7 +118,8 @@ def _claim(run: Run, i: int) -> bool:
     else:
         assert claim.source is not None
         log.info("row %s: same request as batch %s, not sent again", run.plan.keys[i], claim.source_batch)
-        adopted = run.ledger.rows(run.batch_id)[run.plan.keys[i]]
+        adopted = run.ledger.row(run.batch_id, run.plan.keys[i])
+        assert adopted is not None  # begin_batch registered every valid row
         load_row(run, i, adopted, resumed=False)
     return False
 

@@ -316,6 +316,12 @@ class Ledger:
         cur = self._exec(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE batch_id=?", (batch_id,))
         return {r[0]: LedgerRow(*r) for r in cur.fetchall()}
 
+    def row(self, batch_id: str, row_key: str) -> LedgerRow | None:
+        """One row (the primary key lookup; `rows` reads the whole batch)."""
+        found = self._exec(f"SELECT {', '.join(_COLUMNS)} FROM jobs WHERE batch_id=? AND row_key=?",
+                           (batch_id, row_key)).fetchone()
+        return LedgerRow(*found) if found else None
+
     # --- lease: one live runner per batch --------------------------------------------------------
 
     def acquire(self, batch_id: str, ttl: float = 60.0) -> int:
