@@ -69,7 +69,7 @@ class RowTable:
         src = i if orig is None else orig
         group = 1 + len(self.copies.get(src, ()))
         st = self.final[src]
-        err = self.error[src] if orig is None else self.error[src]
+        err = self.error[src]
         arts = self.artifacts[src] or []
         urls = list(st.result_urls) if st else []
         credits = st.credits if st else None
