@@ -17,7 +17,7 @@ $(PY):
 # sys.path (python -m ...) entry points would then register twice (Airflow: "Plugin 'akool'
 # already registered"). The installed metadata lives in site-packages, so drop the copy.
 $(STAMP): pyproject.toml | $(PY)
-	$(UV) pip install --quiet --python $(PY) -e '.[test]'
+	$(UV) pip install --quiet --compile-bytecode --python $(PY) -e '.[test]'
 	rm -rf akool_flows.egg-info
 	touch $(STAMP)
 

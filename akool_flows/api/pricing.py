@@ -29,7 +29,7 @@ def moderation_credits(type_: int, content: str = "", *, duration_seconds: float
     sandbox knows the length of the text behind a URL; the client does not).
     """
     if type_ == 4:
-        if chars is None and content.strip().lower().startswith(("http://", "https://")):
+        if chars is None and content.lstrip()[:8].lower().startswith(("http://", "https://")):
             return None  # a .txt/.pdf/... URL: billed by the text Akool fetches, unknown here
         length = len(content) if chars is None else chars
         return round(max(1, math.ceil(length / 600)) * MODERATION_PRICE["text_per_600_chars"], 4)

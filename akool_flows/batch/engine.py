@@ -182,11 +182,7 @@ class Run:
         if budget.limit is not None:
             unknown = [i for i in self.sched.queue if self.plan.est[i] is None]
             if unknown and self.opts.max_credits_per_row is None:
-                raise BudgetError(
-                    f"budget_credits={budget.limit} cannot be enforced: {len(unknown)} row(s) have no price known "
-                    f"before Akool runs them ({self.kind.name}); pass max_credits_per_row (--max-credits-per-row) "
-                    f"as a ceiling per such row, cost_table={{'{self.kind.name}': <credits per job>}}, or run "
-                    "without a budget", field="budget_credits")
+                raise BudgetError.unpriced(budget.limit, len(unknown), self.kind.name)
         try:
             self.balance = await self.client.credit_info()
         except (AkoolError, ValueError, TypeError) as exc:

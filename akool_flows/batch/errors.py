@@ -15,6 +15,13 @@ class BatchInputError(ValidationError):
 class BudgetError(ValidationError):
     """A budget was given but the batch's cost cannot be bounded (rows of unknown price)."""
 
+    @classmethod
+    def unpriced(cls, limit: float, rows: int, kind: str) -> BudgetError:
+        return cls(f"budget_credits={limit} cannot be enforced: {rows} row(s) have no price known "
+                   f"before Akool runs them ({kind}); pass max_credits_per_row (--max-credits-per-row) "
+                   f"as a ceiling per such row, cost_table={{'{kind}': <credits per job>}}, or run "
+                   "without a budget", field="budget_credits")
+
 
 class LedgerError(AkoolError):
     """The ledger cannot be used: unreadable, another kind's batch under this id, or locked."""

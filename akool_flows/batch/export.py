@@ -215,3 +215,41 @@ class IncrementalCsv:
 def to_csv_text(df: pd.DataFrame) -> str:
     """Spreadsheet-safe CSV text (for previews and tests)."""
     return safe_csv(df) or ""
+
+
+class ChunkedCsv:
+    """A spreadsheet-safe CSV written a DataFrame at a time (a run over an input in chunks).
+
+    Rows go to ``<path>.partial.csv`` as each chunk finishes; `commit()` moves the complete file
+    over ``path`` in one step, so ``path`` is never a half-written file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial.csv")
+        atomic_write(self.partial, lambda tmp: open(tmp, "w").close())  # noqa: SIM115 - an empty file
+        self._fh = open(_real_target(self.partial), "a", newline="", encoding="utf-8")  # noqa: SIM115 - commit()
+        self._header: list[str] | None = None
+
+    def add(self, df: pd.DataFrame) -> None:
+        lines = _rows_as_text(neutralise_frame(df), False)
+        header = next(lines)
+        if self._header is None:
+            self._header = header
+            self._fh.write(_line(header))
+        elif header != self._header:
+            raise ValueError(f"chunk columns {header} differ from the first chunk's {self._header}")
+        self._fh.write("".join(_line(cells) for cells in lines))
+        self._fh.flush()
+
+    def commit(self) -> Path:
+        self._fh.close()
+        target = _real_target(self.path)
+        _fsync(self.partial)
+        os.replace(self.partial, target)
+        _fsync(target.parent, directory=True)
+        return self.path
+
+    def close(self) -> None:
+        """Stop writing, keeping ``<path>.partial.csv`` (the rows finished so far)."""
+        self._fh.close()

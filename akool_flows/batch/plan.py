@@ -8,24 +8,19 @@ Nothing here talks to Akool. `plan_batch` is the "before anything is spent" step
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import types
-import typing
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Union
 
 import pandas as pd
-from pydantic import BaseModel
 
-from akool_flows.api.errors import ValidationError
-from akool_flows.api.faces import planned_body, required_fields
+from akool_flows.api.faces import required_fields
 from akool_flows.api.kinds import JobKind, get_kind
-from akool_flows.batch.cost import USD_PER_CREDIT, CostEstimate, check_cost_table, estimate_row
+from akool_flows.batch.cost import USD_PER_CREDIT, CostEstimate, check_cost_table
 from akool_flows.batch.errors import BatchInputError
-from akool_flows.batch.staging import STAGED_PLACEHOLDER, file_sources
+from akool_flows.batch.plan_rows import RowPlanner, mapped_rows, python_value, row_key_for
 
 __all__ = ["BatchPlan", "plan_batch", "row_key_for", "DEFAULT_MAX_CELL_CHARS"]
 
@@ -36,92 +31,7 @@ DEFAULT_MAX_CELL_CHARS = 100_000
 ColumnSpec = Union[None, Mapping[str, str], Callable[[dict[str, Any]], Mapping[str, Any]]]
 
 
-# --- value cleaning ------------------------------------------------------------------------------
-
-def _is_missing(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    if isinstance(value, float) and math.isnan(value):
-        return True
-    return isinstance(value, str) and not value.strip()
-
-
-def _python(value: Any) -> Any:
-    """numpy / pandas scalars -> plain Python (pydantic and json know those)."""
-    item = getattr(value, "item", None)
-    if item is not None and type(value).__module__ == "numpy":
-        return item()
-    return value
-
-
-def _base_types(annotation: Any) -> set[Any]:
-    """The plain types an annotation accepts: int, str, list, a model class, ("literal", values)..."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        return _base_types(typing.get_args(annotation)[0])
-    if origin in (Union, types.UnionType):
-        out: set[Any] = set()
-        for arg in typing.get_args(annotation):
-            out |= _base_types(arg)
-        return out
-    if origin is Literal:
-        return {type(v) for v in typing.get_args(annotation)}
-    if origin in (list, tuple, set):
-        return {list}
-    if origin in (dict, Mapping):
-        return {dict}
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return {dict}
-    return {annotation}
-
-
-def _coercer(types_: set[Any]) -> Callable[[Any], Any]:
-    """Turn what a CSV cell holds (always text) into what the field wants, when unambiguous.
-
-    pydantic already reads "true" as a bool and "12" as an int for `int` fields, but not for
-    `Literal[1, 2, 3, 4]` (moderation `type`), and never parses JSON for list fields.
-    """
-    wants_int = int in types_ and bool not in types_ and str not in types_
-    wants_json = bool(types_ & {list, dict}) and str not in types_
-
-    def coerce(value: Any) -> Any:
-        if wants_int:
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            if isinstance(value, str):
-                text = value.strip()
-                try:
-                    number = float(text)
-                except ValueError:
-                    return value
-                if number.is_integer() and math.isfinite(number):
-                    return int(number)
-        if wants_json and isinstance(value, str) and value.strip()[:1] in ("[", "{"):
-            try:
-                return json.loads(value)
-            except ValueError:
-                return value  # validation will say what the field expects
-        return value
-
-    return coerce
-
-
-def _field_coercers(kind: JobKind) -> dict[str, Callable[[Any], Any]]:
-    out = {}
-    for name, info in kind.request_model.model_fields.items():
-        out[info.alias or name] = _coercer(_base_types(info.annotation))
-    return out
-
-
 # --- keys ------------------------------------------------------------------------------------------
-
-def row_key_for(kind: str | JobKind, body: Mapping[str, Any]) -> str:
-    """Stable key of one request: the same kind and fields give the same key, in any process."""
-    k = get_kind(kind)
-    text = json.dumps({"kind": k.name, "body": body}, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
 
 def default_batch_id(kind: JobKind, keys: list[str]) -> str:
     """Hash of the kind and every row key, so the same input resumes the same batch."""
@@ -219,7 +129,7 @@ class BatchPlan:
 
 
 def _plain(value: Any) -> Any:
-    value = _python(value)
+    value = python_value(value)
     return value if isinstance(value, (int, float, str, bool)) or value is None else str(value)
 
 
@@ -233,8 +143,8 @@ def _check_df(df: Any) -> pd.DataFrame:
 
 
 def _resolve_mapping(kind: JobKind, df: pd.DataFrame, columns: ColumnSpec, defaults: Mapping[str, Any],
-                     strict_fields: bool) -> Callable[[dict[str, Any]], Mapping[str, Any]]:
-    """A function row-dict -> fields, after checking the mapping against the table once."""
+                     strict_fields: bool) -> Callable[[dict[str, Any]], Mapping[str, Any]] | dict[str, str]:
+    """``{field: column}`` or a function row-dict -> fields, after checking the mapping once."""
     names = kind.field_names
     available = [str(c) for c in df.columns]
     if callable(columns):
@@ -264,7 +174,7 @@ def _resolve_mapping(kind: JobKind, df: pd.DataFrame, columns: ColumnSpec, defau
         raise BatchInputError(
             f"{kind.name} needs field(s) {', '.join(missing)} but no input column provides them "
             f"(columns: {', '.join(available) or '(none)'}){hint}", field="columns")
-    return lambda row: {fname: row[col] for fname, col in mapping.items()}
+    return mapping
 
 
 def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = None,
@@ -313,8 +223,8 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
         raise BatchInputError("max_cell_chars must be a positive integer", field="max_cell_chars")
     table = check_cost_table(cost_table)
     to_fields = _resolve_mapping(k, df, columns, defaults, strict_fields)
-    coercers = _field_coercers(k)
-    observed = _observed(ledger, k.name)
+    planner = RowPlanner(k, defaults, max_cell_chars=max_cell_chars, staging=bool(stage), strict_fields=strict_fields,
+                         cost_table=table, observed=_observed(ledger, k.name))
 
     keys: list[str] = []
     bodies: list[dict[str, Any]] = []
@@ -326,18 +236,18 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
     duplicate_of: list[int | None] = []
     seen_count: Counter[str] = Counter()
     used: set[str] = set()
-    records = df.to_dict("records")
-    for position, row in enumerate(records):
-        body, error = _row_fields(k, row, to_fields, defaults, coercers, max_cell_chars, bool(stage), strict_fields)
-        key = row_key_for(k, body)
+    for position, (mapped, failure, duration) in enumerate(mapped_rows(df, to_fields, durations)):
+        key, body, error, credits, source = planner.plan(mapped, failure, duration)
         original = None
         if error is None:
             if key in first_seen and dedupe:
                 original = first_seen[key]
-            seen_count[key] += 1
+                credits = source = None
             first_seen.setdefault(key, position)
-            if not dedupe and seen_count[key] > 1:
-                key = f"{key}#{seen_count[key]}"
+            if not dedupe:
+                seen_count[key] += 1
+                if seen_count[key] > 1:
+                    key = f"{key}#{seen_count[key]}"
         duplicate_of.append(original)
         if key in used:
             key = f"{key}@{position}"  # identical rejected rows still need distinct keys
@@ -346,11 +256,6 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
         bodies.append(body)
         valid.append(error is None and original is None)
         errors.append(error)
-        if error is None and original is None:
-            duration = _duration(row.get(durations)) if durations else None
-            credits, source = estimate_row(k, body, duration_seconds=duration, cost_table=table, observed=observed)
-        else:
-            credits, source = None, None
         est.append(credits)
         sources.append(source)
 
@@ -370,62 +275,6 @@ def plan_batch(df: pd.DataFrame, kind: str | JobKind, *, columns: ColumnSpec = N
     from akool_flows.batch.groups import expand_groups
 
     return expand_groups(plan, usd_per_credit)
-
-
-def _row_fields(k: JobKind, row: dict[str, Any], to_fields: Callable[[dict[str, Any]], Mapping[str, Any]],
-                defaults: Mapping[str, Any], coercers: Mapping[str, Callable[[Any], Any]],
-                max_cell_chars: int, staging: bool = False,
-                strict_fields: bool = False) -> tuple[dict[str, Any], str | None]:
-    """The request body of one row (validated and dumped) or the raw fields plus why they fail."""
-    try:
-        mapped = to_fields(row)
-        if not isinstance(mapped, Mapping):
-            return {}, f"the row function returned {type(mapped).__name__}, expected a dict of fields"
-    except Exception as exc:  # a user's row function: report per row, do not stop the plan
-        return {}, f"the row function failed: {type(exc).__name__}: {exc}"
-    fields: dict[str, Any] = {}
-    for name, value in {**defaults, **{n: v for n, v in mapped.items() if not _is_missing(v)}}.items():
-        value = _python(value)
-        if _is_missing(value):
-            continue
-        if isinstance(value, str):
-            if len(value) > max_cell_chars:
-                shown = {n: (f"<{len(v):,} characters>" if isinstance(v, str) and len(v) > 200 else v)
-                         for n, v in fields.items()}
-                return shown, (f"{k.name}: {name}: {len(value):,} characters, over the limit of "
-                               f"{max_cell_chars:,} (max_cell_chars)")
-            if "\x00" in value:
-                return fields, f"{k.name}: {name}: contains a NUL character (binary data in a text cell?)"
-        fields[name] = coercers[name](value) if name in coercers else value
-    sources, problem = file_sources(k, fields, staging=staging)
-    if problem is not None:
-        return _jsonable(fields), problem
-    try:
-        # A file to stage validates as the URL it will become, and stays a path in the plan.
-        staged = {**fields, **dict.fromkeys(sources, STAGED_PLACEHOLDER)}
-        return {**planned_body(k, staged, strict=strict_fields), **sources}, None
-    except ValidationError as exc:
-        return _jsonable(fields), exc.message
-
-
-def _jsonable(fields: dict[str, Any]) -> dict[str, Any]:
-    try:
-        json.dumps(fields)
-        return fields
-    except (TypeError, ValueError):
-        return {n: (v if isinstance(v, (str, int, float, bool, list, dict)) or v is None else str(v))
-                for n, v in fields.items()}
-
-
-def _duration(value: Any) -> float | None:
-    value = _python(value)
-    if _is_missing(value):
-        return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return None
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _observed(ledger: Any, kind: str) -> float | None:

@@ -22,6 +22,7 @@ from typing import Any
 
 from akool_flows.cli.batch_input import (
     InputFileError,
+    TableChunks,
     check_column,
     check_output_paths,
     parse_assignments,
@@ -183,6 +184,8 @@ def _execute(args: argparse.Namespace, kind: str, df: Any, *, columns: Any = Non
     from akool_flows.api.errors import AkoolError
     from akool_flows.batch import BatchOptions, Ledger, ProgressPrinter, arun_batch, plan_batch, write_table
     from akool_flows.batch.artifacts import download_policy
+    from akool_flows.batch.chunked import arun_chunks
+    from akool_flows.batch.plan_stream import summarize_plan
     from akool_flows.batch.results import EXIT_BAD_INPUT
     from akool_flows.batch.state_dir import default_ledger_path
 
@@ -208,10 +211,17 @@ def _execute(args: argparse.Namespace, kind: str, df: Any, *, columns: Any = Non
         if prepare is not None:
             df = prepare(client)
         with (Ledger(ledger_path) if not args.dry_run or ledger_path.exists() else contextlib.nullcontext()) as led:
-            plan = plan_batch(df, kind, columns=columns, defaults=defaults, cost_table=cost_table,
-                              durations=durations, dedupe=not args.allow_duplicates,
-                              max_cell_chars=args.max_cell_chars, ledger=led, stage=stage,
-                              strict_fields=args.strict_fields)
+            plan_kwargs = dict(columns=columns, defaults=defaults, cost_table=cost_table, durations=durations,
+                               dedupe=not args.allow_duplicates, max_cell_chars=args.max_cell_chars, stage=stage,
+                               strict_fields=args.strict_fields)
+            chunked = isinstance(df, TableChunks) and (args.dry_run or _in_chunks(args, kind, df))
+            if chunked:  # the figures, the input a chunk at a time
+                plan = summarize_plan(df, kind, ledger=str(ledger_path) if led is not None else None, workers=0,
+                                      **plan_kwargs)
+            else:
+                if isinstance(df, TableChunks):
+                    df = df.read_all()
+                plan = plan_batch(df, kind, ledger=led, **plan_kwargs)
         print_plan(plan, out)
         print(visible(f"Ledger: {ledger_path}") + ("" if args.ledger else
               " (this input's own; the same command from any directory resumes from it)"), file=out)
@@ -235,11 +245,15 @@ def _execute(args: argparse.Namespace, kind: str, df: Any, *, columns: Any = Non
             progress=printer, cancel=cancel, strict=args.strict, lease_ttl=args.lease_ttl, stage=stage,
             stage_expiry=args.stage_expiry).checked()
         # The engine builds the downloader inside the run; the policy reaches it through the context.
+        if chunked:
+            run = arun_chunks(df, kind, results_path=args.out, ledger=str(ledger_path), client=client, options=options,
+                              cost_log_path=args.cost_log, estimate=plan.estimate, **plan_kwargs)
+        else:
+            run = arun_batch(plan, client=client, batch_id=args.batch_id, ledger=str(ledger_path), options=options)
         with _graceful_interrupt(cancel), download_policy(allow_cross_host_redirects=args.download_follow_redirects,
                                                           deadline=args.download_deadline, cancel=cancel):
-            result = asyncio.run(_closing(client, arun_batch(plan, client=client, batch_id=args.batch_id,
-                                                             ledger=str(ledger_path), options=options)))
-        if args.cost_log:
+            result = asyncio.run(_closing(client, run))
+        if args.cost_log and not chunked:
             write_table(result.cost_log, args.cost_log)
         print_results(result, args, out)
         print_summary(result, out, cost_log=args.cost_log)
@@ -319,9 +333,25 @@ def _guard(fn: Any) -> Any:
     return wrapper
 
 
+def _input(args: argparse.Namespace) -> Any:
+    """The input, read a chunk at a time when it is big (see `_in_chunks`)."""
+    return TableChunks(args.input, args.encoding)
+
+
+def _in_chunks(args: argparse.Namespace, kind: str, table: TableChunks) -> bool:
+    """Whether a run goes a chunk at a time (flat memory): an input bigger than one chunk, CSV
+    results, one batch id per chunk (so not a given ``--batch-id``), one result row per input
+    row (not a kind that splits a row per language)."""
+    from akool_flows.api.kinds import get_kind
+
+    csv_out = all(p is None or Path(p).suffix.lower() == ".csv" for p in (args.out, args.cost_log))
+    return (csv_out and args.batch_id is None and get_kind(kind).split_field is None
+            and table.exceeds_one_chunk())
+
+
 @_guard
 def run_moderate(args: argparse.Namespace) -> int:
-    df = read_table(args.input, args.encoding)
+    df = _input(args)
     check_column(df, args.column, "--column")
     if args.duration_column:
         check_column(df, args.duration_column, "--duration-column")
@@ -363,7 +393,7 @@ def run_generic(args: argparse.Namespace) -> int:
     from akool_flows.api.kinds import get_kind
 
     kind = get_kind(args.kind)
-    df = read_table(args.input, args.encoding)
+    df = _input(args)
     mapping = parse_assignments(args.map, "--map", json_values=False)
     for column in mapping.values():
         check_column(df, column, "--map")

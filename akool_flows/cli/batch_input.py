@@ -7,9 +7,10 @@ import io
 import json
 import os
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["InputFileError", "read_table", "check_column", "parse_assignments", "check_output_paths"]
+__all__ = ["InputFileError", "read_table", "TableChunks", "check_column", "parse_assignments", "check_output_paths"]
 
 
 class InputFileError(Exception):
@@ -64,6 +65,110 @@ def read_table(path: str, encoding: str = "utf-8") -> Any:
         raise InputFileError(f"{path}: has a header ({', '.join(map(str, df.columns))}) but no rows")
     df.index = pd.RangeIndex(1, len(df) + 1, name="row")
     return df
+
+
+class TableChunks:
+    """An input file a DataFrame of ``rows`` rows at a time, indexed by data row number (1, 2, ...)
+    like `read_table`, for inputs too big to hold at once (``--dry-run`` plans them this way).
+
+    The whole file is checked first without holding it (encoding, NUL bytes, a header, a row):
+    a problem raises the same `InputFileError` as `read_table` would, before any chunk is read.
+    """
+
+    #: Rows per chunk: big enough that per-chunk costs vanish, small enough to stay flat.
+    DEFAULT_ROWS = 50_000
+
+    def __init__(self, path: str, encoding: str = "utf-8", rows: int | None = None) -> None:
+        self.path, self.rows, self.given_encoding = path, rows or self.DEFAULT_ROWS, encoding
+        self.encoding = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+        self._parquet = Path(path).suffix.lower() in (".parquet", ".pq")
+        self.columns = self._check()
+
+    def _check(self) -> list[str]:
+        import codecs
+
+        import pandas as pd
+
+        p = Path(self.path)
+        if not p.is_file() or p.stat().st_size == 0:
+            return list(read_table(self.path, self.given_encoding).columns)  # raises its clear error
+        if self._parquet:
+            try:
+                import pyarrow.parquet as pq
+
+                meta = pq.ParquetFile(p)
+                names, count = meta.schema_arrow.names, meta.metadata.num_rows
+            except Exception:  # noqa: BLE001 - read_table words every bad-file error
+                return list(read_table(self.path, self.given_encoding).columns)
+            if not names or not count:
+                read_table(self.path, self.given_encoding)
+            return list(names)
+        try:
+            decoder = codecs.getincrementaldecoder(self.encoding)()
+        except LookupError:
+            raise InputFileError(f"--encoding {self.encoding!r} is not an encoding Python knows") from None
+        blank = True
+        with p.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                blank = blank and not block.strip()
+                try:
+                    text = decoder.decode(block)
+                except UnicodeDecodeError:
+                    text = "\x00"
+                if "\x00" in text:
+                    break
+            else:
+                text = ""
+        if blank or "\x00" in text:
+            read_table(self.path, self.given_encoding)  # words where and what
+        try:
+            head = pd.read_csv(p, encoding=self.encoding, dtype=str, keep_default_na=False, na_filter=False,
+                               skip_blank_lines=False, nrows=1)
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, ValueError):
+            return list(read_table(self.path, self.given_encoding).columns)
+        if len(head.columns) == 0 or len(head) == 0:
+            read_table(self.path, self.given_encoding)
+        return [str(c) for c in head.columns]
+
+    def __iter__(self) -> Iterator[Any]:
+        import pandas as pd
+
+        start = 1
+        for chunk in self._frames():
+            chunk.index = pd.RangeIndex(start, start + len(chunk), name="row")
+            start += len(chunk)
+            yield chunk
+
+    def _frames(self) -> Iterator[Any]:
+        import pandas as pd
+
+        if self._parquet:
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(self.path).iter_batches(batch_size=self.rows):
+                yield batch.to_pandas()
+            return
+        try:
+            yield from pd.read_csv(self.path, encoding=self.encoding, dtype=str, keep_default_na=False,
+                                   na_filter=False, skip_blank_lines=False, chunksize=self.rows)
+        except (pd.errors.ParserError, ValueError) as exc:
+            raise InputFileError(f"{self.path}: not a well-formed CSV: {exc}") from None
+
+    def exceeds_one_chunk(self) -> bool:
+        """Whether the input has more rows than one chunk (read up to one row past it)."""
+        import pandas as pd
+
+        if self._parquet:
+            import pyarrow.parquet as pq
+
+            return bool(pq.ParquetFile(self.path).metadata.num_rows > self.rows)
+        head = pd.read_csv(self.path, encoding=self.encoding, dtype=str, keep_default_na=False, na_filter=False,
+                           skip_blank_lines=False, nrows=self.rows + 1)
+        return len(head) > self.rows
+
+    def read_all(self) -> Any:
+        """The whole input as one DataFrame (what `read_table` returns)."""
+        return read_table(self.path, self.given_encoding)
 
 
 def _same_file(a: Path, b: Path) -> bool:

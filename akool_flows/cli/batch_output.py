@@ -109,8 +109,9 @@ def print_results(result: Any, args: Any, out: Any) -> None:
         widths = [6, 10, 26, 70]
     print("", file=out)
     print(format_table(headers, rows, widths), file=out)
-    if len(df) > len(shown):
-        print(f"... {len(df) - len(shown)} more row(s) in {visible(args.out)}", file=out)
+    total = result.summary.get("rows", len(df))  # a run in chunks keeps only the first rows in memory
+    if total > len(shown):
+        print(f"... {total - len(shown)} more row(s) in {visible(args.out)}", file=out)
 
 
 def print_summary(result: Any, out: Any, cost_log: str | None = None) -> None:
@@ -121,7 +122,8 @@ def print_summary(result: Any, out: Any, cost_log: str | None = None) -> None:
     print(format_table(["outcome", "rows"], rows, [12, 10]), file=out)
     verdict = _verdict_field(result)
     if verdict and counts.get("completed"):
-        verdicts = result.results.loc[result.results["outcome"] == "completed", verdict].value_counts()
+        verdicts = s.get("verdicts") or result.results.loc[result.results["outcome"] == "completed",
+                                                            verdict].value_counts().to_dict()
         print("Verdicts: " + ", ".join(f"{clip(name, 40)} {n}" for name, n in verdicts.items()), file=out)
     est = s["estimate"]
     already = s.get("credits_already_paid") or 0.0
