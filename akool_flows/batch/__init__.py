@@ -11,6 +11,7 @@
 Knows nothing of Airflow or widgets; both sit on top of it.
 """
 
+from akool_flows.batch.chunked import arun_chunks
 from akool_flows.batch.cost import USD_PER_CREDIT, CostEstimate
 from akool_flows.batch.errors import (
     BatchInputError,
@@ -25,6 +26,7 @@ from akool_flows.batch.fanout import fan_out, translate_catalog, tts_grid
 from akool_flows.batch.ledger import Ledger
 from akool_flows.batch.options import BatchOptions
 from akool_flows.batch.plan import BatchPlan, plan_batch, row_key_for
+from akool_flows.batch.plan_stream import PlanSummary, summarize_plan
 from akool_flows.batch.progress import Progress, ProgressPrinter
 from akool_flows.batch.results import OUTCOMES, BatchResult
 from akool_flows.batch.runner import DEFAULT_LEDGER, arun_batch, run_batch
@@ -34,5 +36,5 @@ __all__ = [
     "CostEstimate", "USD_PER_CREDIT", "Ledger", "DEFAULT_LEDGER", "Progress", "ProgressPrinter",
     "translate_catalog", "tts_grid", "fan_out", "safe_csv", "neutralise", "write_table",
     "BatchOptions", "BatchInputError", "BudgetError", "LedgerError", "BatchLockedError", "LeaseLostError",
-    "LedgerWriteError",
+    "LedgerWriteError", "arun_chunks", "summarize_plan", "PlanSummary",
 ]
