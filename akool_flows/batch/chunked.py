@@ -15,6 +15,7 @@ row is in the results file once.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import time
 from collections import Counter
@@ -84,8 +85,12 @@ async def arun_chunks(chunks: Iterable[pd.DataFrame], kind: str, *, results_path
                     costs_out.add(costs)
                 totals.count_rows(results, costs)
                 if sum(len(h) for h in head) < _HEAD_ROWS:
-                    head.append(results.head(_HEAD_ROWS))
-                    cost_head.append(costs.head(_HEAD_ROWS))
+                    head.append(results.head(_HEAD_ROWS).copy())
+                    cost_head.append(costs.head(_HEAD_ROWS).copy())
+                # The next chunk's plan must not be built beside this one's leftovers.
+                del plan, results, costs
+                result = None
+                gc.collect()
         except BaseException:
             out.close()
             if costs_out is not None:

@@ -173,8 +173,6 @@ class RowPlanner:
         self.max_cell_chars = max_cell_chars
         self.staging = staging
         self.strict_fields = strict_fields
-        self.cost_table = cost_table
-        self.observed = observed
         self.coercers = _field_coercers(kind)
         self._url_fields = frozenset(kind.url_fields)
         # The common case (no faces to detect, no unknown or nested fields) validates and dumps
