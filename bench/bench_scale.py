@@ -40,12 +40,16 @@ def make_input(n: int, fmt: str, folder: Path) -> Path:
 def run(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     """Wall time and the child's peak RSS (a fresh process per run, so ru_maxrss is its own)."""
     t0 = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
     wall = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 4):
         raise RuntimeError(f"{cmd} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # max over children so far
-    return {"wall_s": round(wall, 2), "peak_rss_mb_max_so_far": round(peak_kb / 1024, 1)}
+    # CPU seconds of the process and its plan workers: the figure a busy machine does not bend.
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mb_max_so_far": round(peak_kb / 1024, 1)}
 
 
 def start_sandbox(folder: Path) -> tuple[subprocess.Popen, dict[str, str]]:
