@@ -55,6 +55,9 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "akool_flows/batch/engine.py": _ENGINE,
     "akool_flows/batch/reconcile.py": _ENGINE,
     "akool_flows/api/errors.py": _ERRORS,
+    # A run over an input in chunks: repeats across chunks counted once, one budget, every row once.
+    "akool_flows/batch/chunked.py": ("tests/batch/test_chunked_run.py",),
+    "akool_flows/batch/plan_stream.py": ("tests/batch/test_plan_stream.py",),
 }
 #: Tests that run the money code in other processes (the CLI): an in-memory mutant is invisible
 #: there, so they only cost time.

@@ -83,3 +83,72 @@ def test_a_small_input_is_one_run_as_before(tmp_path, sandbox, monkeypatch, caps
     assert main(_argv(tmp_path)) == 0
     out = capsys.readouterr().out
     assert "chunk(s)" not in out and sandbox.stats()["creates"] == 25
+
+
+def _run_chunks(sandbox, tmp_path, df, rows=7, **options):
+    import asyncio
+
+    from akool_flows.batch import BatchOptions, arun_chunks, summarize_plan
+    from akool_flows.batch.plan_stream import frames
+
+    from .conftest import make_client
+
+    kw = dict(columns={"content": "text"}, defaults={"type": 4})
+    whole = summarize_plan(frames(df, rows), "moderation", **kw)
+
+    async def go():
+        client = make_client(sandbox)
+        try:
+            return await arun_chunks(frames(df, rows), "moderation", results_path=tmp_path / "out.csv",
+                                     cost_log_path=tmp_path / "costs.csv", ledger=tmp_path / "l.sqlite", client=client,
+                                     options=BatchOptions(poll_interval=0.05, **options), estimate=whole.estimate, **kw)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go()), whole
+
+
+def _frame(n=40):
+    texts = [f"message {i % 25}" for i in range(n)]
+    texts[3] = ""
+    df = pd.DataFrame({"text": texts})
+    df.index = pd.RangeIndex(1, n + 1, name="row")
+    return df
+
+
+def test_the_summary_of_a_run_in_chunks_counts_money_once(tmp_path, sandbox):
+    result, whole = _run_chunks(sandbox, tmp_path, _frame())
+    s = result.summary
+    assert s["rows"] == 40 and s["counts"]["completed"] == 39 and s["counts"]["rejected"] == 1
+    assert s["duplicates"] == 14  # rows 26-40 repeat rows 1-15 (row 29's twin, row 4, was rejected)
+    assert s["credits"] == pytest.approx(2.5) and s["credits_new"] == pytest.approx(2.5)
+    assert s["credits_already_paid"] == 0 and s["credits_reported"] == pytest.approx(2.5)
+    assert s["usd"] == pytest.approx(2.5 * s["usd_per_credit"])
+    assert s["estimate"] == whole.estimate.to_dict() and s["estimate"]["total_credits"] == pytest.approx(2.5)
+    assert s["verdicts"] == {"Compliant": 39}
+    assert s["submitted"] == 39 and s["exit_status"] == 0 and s["stopped_by"] is None
+    assert s["balance_before"] is not None and len(s["batch_ids"]) == 6
+    assert result.results["input_index"].tolist()[:5] == [1, 2, 3, 4, 5]
+    rejected = pd.read_csv(tmp_path / "out.csv").set_index("input_index").loc[4]
+    assert rejected["outcome"] == "rejected" and "content" in rejected["error_message"]
+    costs = pd.read_csv(tmp_path / "costs.csv")
+    assert costs.iloc[-1]["outcome"] == "40 rows" and costs.iloc[-1]["usd"] == pytest.approx(2.5 * 0.04)
+
+    # Again: everything was paid by the first run; nothing new, the same total, nothing sent.
+    again, _ = _run_chunks(sandbox, tmp_path, _frame())
+    s2 = again.summary
+    assert sandbox.stats()["creates"] == 25
+    assert s2["credits"] == pytest.approx(2.5) and s2["credits_new"] == 0
+    assert s2["credits_already_paid"] == pytest.approx(2.5) and s2["submitted"] == 39
+
+
+def test_rows_after_a_stop_are_cancelled_with_a_note_and_rejections_kept(tmp_path, sandbox):
+    result, _ = _run_chunks(sandbox, tmp_path, _frame(), budget_credits=0.5)
+    s = result.summary
+    assert s["stopped_by"] == "budget" and s["exit_status"] == 3 and s["budget_credits"] == 0.5
+    out = pd.read_csv(tmp_path / "out.csv").set_index("input_index")
+    assert sandbox.stats()["creates"] == 5 and (out["outcome"] == "completed").sum() == 5
+    late = out.loc[30]  # a chunk the run did not reach
+    assert late["outcome"] == "cancelled" and "not reached: the run stopped (budget)" in late["note"]
+    assert out.loc[4, "outcome"] == "rejected" and "content" in out.loc[4, "error_message"]
+    assert s["counts"]["cancelled"] == 34 and s["credits"] == pytest.approx(0.5)
