@@ -326,20 +326,12 @@ class BatchAppBase(AppView):
             self.estimate()
 
     async def _run(self, plan: Any, batch_id: str, cancel: Any) -> Any:
-        client, owned = self.connection.async_client(max_connections=max(64, self.options.concurrency + 8))
-        try:
+        async with self.connection.run_client(max_connections=max(64, self.options.concurrency + 8)) as client:
             options = replace(self.options, progress=self._on_progress, cancel=cancel)
             result = await _batch().arun_batch(plan, client=client, batch_id=batch_id, ledger=self.ledger,
                                                options=options)
             await self._probe.read_balance(client)
             return result
-        finally:
-            if owned:
-                close = getattr(client, "aclose", None)
-                if close is not None:
-                    await close()
-                else:
-                    client.close()
 
     def _on_progress(self, progress: Any) -> None:
         import time
