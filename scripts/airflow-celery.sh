@@ -10,25 +10,15 @@
 #   State: $AIRFLOW_HOME (default ./airflow-celery-home). Ctrl-C / SIGTERM stops everything.
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${VENV:-$REPO/.venv}"
-PY="$VENV/bin/python"
-export PATH="$VENV/bin:$PATH"
-export AIRFLOW_HOME="${AIRFLOW_HOME:-$REPO/airflow-celery-home}"
-PORT="${AIRFLOW_PORT:-8080}"
-SANDBOX_PORT="${AKOOL_SANDBOX_PORT:-8765}"
+# shellcheck source=scripts/airflow-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/airflow-lib.sh"
+# 711: the postgres user must reach services/pg below; nobody else may list what is here, and
+# every file with a secret is 0600.
+use_airflow_home airflow-celery-home 711
 PG_PORT="${AKOOL_PG_PORT:-5433}"
 REDIS_PORT="${AKOOL_REDIS_PORT:-6380}"
 WORKERS="${AKOOL_CELERY_WORKERS:-2}"
 CONCURRENCY="${AKOOL_CELERY_CONCURRENCY:-8}"
-mkdir -p "$AIRFLOW_HOME"
-# 711: the postgres user must reach services/pg below; nobody else may list what is here, and
-# every file with a secret is 0600.
-chmod 711 "$AIRFLOW_HOME"
-LOG_DIR="$AIRFLOW_HOME/logs/parts"
-mkdir -p "$LOG_DIR"
-# shellcheck source=scripts/airflow-lib.sh
-. "$REPO/scripts/airflow-lib.sh"
 
 bash "$REPO/scripts/services.sh" ensure
 eval "$(bash "$REPO/scripts/services.sh" start "$AIRFLOW_HOME/services" "$PG_PORT" "$REDIS_PORT")"

@@ -12,20 +12,9 @@
 # Everything binds to 127.0.0.1. Ctrl-C stops Airflow and the sandbox.
 set -euo pipefail
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${VENV:-$REPO/.venv}"
-PY="$VENV/bin/python"
-export PATH="$VENV/bin:$PATH"
-export AIRFLOW_HOME="${AIRFLOW_HOME:-$REPO/airflow-home}"
-PORT="${AIRFLOW_PORT:-8080}"
-SANDBOX_PORT="${AKOOL_SANDBOX_PORT:-8765}"
-mkdir -p "$AIRFLOW_HOME"
-chmod 700 "$AIRFLOW_HOME"
-
-LOG_DIR="$AIRFLOW_HOME/logs/parts"
-mkdir -p "$LOG_DIR"
 # shellcheck source=scripts/airflow-lib.sh
-. "$REPO/scripts/airflow-lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/airflow-lib.sh"
+use_airflow_home airflow-home 700
 load_dev_secrets
 
 airflow_env

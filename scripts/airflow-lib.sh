@@ -2,6 +2,23 @@
 # Start parts in order with readiness checks, log each to its own 0600 file, and when a part
 # dies say which one, show its last log lines, restart it (a few times), else stop everything.
 
+# The preamble both scripts share: the checkout (found from this file, so sourcing it comes
+# first), its venv, the ports, and $AIRFLOW_HOME with a folder for the parts' logs.
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$REPO/.venv}"
+PY="$VENV/bin/python"
+export PATH="$VENV/bin:$PATH"
+PORT="${AIRFLOW_PORT:-8080}"
+SANDBOX_PORT="${AKOOL_SANDBOX_PORT:-8765}"
+
+use_airflow_home() {  # use_airflow_home DIR MODE: $AIRFLOW_HOME (default $REPO/DIR) made, chmod MODE; LOG_DIR
+  export AIRFLOW_HOME="${AIRFLOW_HOME:-$REPO/$1}"
+  mkdir -p "$AIRFLOW_HOME"
+  chmod "$2" "$AIRFLOW_HOME"
+  LOG_DIR="$AIRFLOW_HOME/logs/parts"
+  mkdir -p "$LOG_DIR"
+}
+
 declare -A PART_CMD PART_PID PART_RESTARTS
 PART_ORDER=()
 MAX_RESTARTS="${AKOOL_MAX_RESTARTS:-3}"

@@ -50,6 +50,8 @@ _ERRORS = ("tests/api/test_error_mutants.py", "tests/api/test_errors.py", "tests
 #: Target module -> the test files whose tests may kill its mutants.
 TARGETS: dict[str, tuple[str, ...]] = {
     "akool_flows/batch/ledger.py": _MONEY,
+    "akool_flows/batch/ledger_file.py": _MONEY,
+    "akool_flows/batch/ledger_claims.py": _MONEY,
     "akool_flows/batch/budget.py": _MONEY,
     "akool_flows/batch/outcomes.py": _MONEY,
     "akool_flows/batch/engine.py": _ENGINE,

@@ -20,15 +20,16 @@ import pandas as pd
 from akool_flows.notebook import render
 from akool_flows.notebook.connection import Connection, resolve_connection
 from akool_flows.notebook.document import Document
-from akool_flows.notebook.frames import input_columns, order_columns
+from akool_flows.notebook.frames import check_input_frame, input_columns, order_columns
 from akool_flows.notebook.layout import AppLayout
 from akool_flows.notebook.ledger_view import Known, LedgerView, default_ledger
 from akool_flows.notebook.live import LiveTable
+from akool_flows.notebook.probe import PriceProbe
 from akool_flows.notebook.runner import BackgroundRun
 from akool_flows.notebook.status import RunNumbers
 from akool_flows.notebook.view import PROBLEM_OUTCOMES, AppView
 
-__all__ = ["BatchAppBase", "PROBLEM_OUTCOMES", "check_input_frame"]
+__all__ = ["BatchAppBase", "PROBLEM_OUTCOMES"]
 
 #: Seconds between progress repaints: smooth, without flooding the comm channel.
 _UI_INTERVAL = 0.15
@@ -38,18 +39,6 @@ def _batch() -> Any:
     # Imported on first use so `import akool_flows.notebook` stays cheap.
     import akool_flows.batch as batch
     return batch
-
-
-def check_input_frame(df: Any, *, needs: str | None = None, **columns: str | None) -> None:
-    """Refuse what is not a DataFrame, a DataFrame without columns (when `needs` says what for),
-    and a named column argument (``url_column="..."``) that df does not have."""
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
-    if needs and len(df.columns) == 0:
-        raise ValueError(f"df has no columns: {needs}")
-    for arg, column in columns.items():
-        if column is not None and column not in df.columns:
-            raise ValueError(f"{arg} {column!r} is not a column of df; columns: {', '.join(map(str, df.columns))}")
 
 
 class BatchAppBase(AppView):
@@ -122,9 +111,7 @@ class BatchAppBase(AppView):
         self.document = Document(self)
         #: Credits per row learnt from the account's balance by `probe_price` (None: no probe yet).
         self.probed_price: float | None = None
-        self._probe = False
-        self._probe_limit = 0
-        self._balance_after: float | None = None
+        self._probe = PriceProbe()
         self.estimate()
 
     # ============================================================================ public API ==
@@ -237,13 +224,10 @@ class BatchAppBase(AppView):
             raise ValueError(f"rows must be >= 1, got {rows}")
         if self.running:
             return self.run_handle
-        self._probe_limit = self.ui.limit.value
-        self.ui.limit.value = rows
-        self._probe = True
+        self._probe.arm(self.ui.limit, rows)
         handle = self.start()
         if handle is None:
-            self._probe = False
-            self.ui.limit.value = self._probe_limit
+            self._probe.disarm(self.ui.limit)
         return handle
 
     async def wait(self, timeout: float | None = None) -> pd.DataFrame:
@@ -295,7 +279,6 @@ class BatchAppBase(AppView):
         return (f"{type(self).__name__}(rows={len(self.df)}, kind={self.kind!r}, status={self.status!r}, "
                 f"target={self.connection.target!r}, sandbox={self.connection.sandbox})")
 
-
     # ========================================================================= subclass hooks ==
 
     def _build_form(self) -> list[w.Widget]:
@@ -343,24 +326,12 @@ class BatchAppBase(AppView):
             self.estimate()
 
     async def _run(self, plan: Any, batch_id: str, cancel: Any) -> Any:
-        client, owned = self.connection.async_client(max_connections=max(64, self.options.concurrency + 8))
-        try:
+        async with self.connection.run_client(max_connections=max(64, self.options.concurrency + 8)) as client:
             options = replace(self.options, progress=self._on_progress, cancel=cancel)
             result = await _batch().arun_batch(plan, client=client, batch_id=batch_id, ledger=self.ledger,
                                                options=options)
-            if self._probe:
-                try:
-                    self._balance_after = float(await client.credit_info())
-                except Exception:  # noqa: BLE001 - no balance, no probe price; the run itself is fine
-                    self._balance_after = None
+            await self._probe.read_balance(client)
             return result
-        finally:
-            if owned:
-                close = getattr(client, "aclose", None)
-                if close is not None:
-                    await close()
-                else:
-                    client.close()
 
     def _on_progress(self, progress: Any) -> None:
         import time
@@ -391,7 +362,7 @@ class BatchAppBase(AppView):
             self.ui.log.append_stderr(f"Run failed: {msg}\n")
             self.document.finished()
             return
-        if self._probe:
+        if self._probe.active:
             self._learn_price(run.result)
         numbers = self._numbers(final=True)
         state = "cancelled" if run.state == "cancelled" else "finished"
@@ -407,17 +378,12 @@ class BatchAppBase(AppView):
         self.document.finished()
 
     def _learn_price(self, result: Any) -> None:
-        self._probe = False
-        self.ui.limit.value = getattr(self, "_probe_limit", 0)
-        before, after = result.summary.get("balance_before"), getattr(self, "_balance_after", None)
-        created = int((result.results["paid_in"] == "this run").sum()) if "paid_in" in result.results else 0
-        if before is None or after is None or not created:
-            self.ui.history("Price probe: the account's balance could not be read, or no job was created")
-            return
-        self.probed_price = round((float(before) - float(after)) / created, 6)
-        self.cost_table.setdefault(self.kind, self.probed_price)
-        self.ui.history(f"Price probe: {created} job(s) cost {float(before) - float(after):g} credits: "
-                        f"{self.probed_price:g} per row")
+        self._probe.disarm(self.ui.limit)
+        price, line = self._probe.price(result)
+        if price is not None:
+            self.probed_price = price
+            self.cost_table.setdefault(self.kind, price)
+        self.ui.history(line)
 
     def _numbers(self, final: bool = False) -> RunNumbers:
         """The run's numbers: the engine's summary once it has one, else its latest progress."""

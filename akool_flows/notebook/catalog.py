@@ -10,12 +10,8 @@ import ipywidgets as w
 import pandas as pd
 
 from akool_flows.notebook import render
-from akool_flows.notebook.base import (
-    PROBLEM_OUTCOMES,
-    BatchAppBase,
-    _batch,
-    check_input_frame,
-)
+from akool_flows.notebook.base import PROBLEM_OUTCOMES, BatchAppBase, _batch
+from akool_flows.notebook.frames import check_input_frame
 
 __all__ = ["CatalogTranslationApp", "FALLBACK_LANGUAGES"]
 

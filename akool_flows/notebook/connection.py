@@ -16,10 +16,11 @@ repr: credentials stay inside the client objects and the environment mapping.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ipaddress
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -108,15 +109,21 @@ class Connection:
     #: The in-process sandbox object when the connection started one (for its stats in tests).
     sandbox_server: Any = field(default=None, repr=False)
 
-    def async_client(self, max_connections: int = 64) -> tuple[AsyncAkoolClient | AkoolClient, bool]:
-        """A client for one run and whether the caller must close it.
+    @contextlib.asynccontextmanager
+    async def run_client(self, max_connections: int = 64) -> AsyncIterator[AsyncAkoolClient | AkoolClient]:
+        """The client for one run: the user's as is, else a fresh async client closed after it.
 
-        A fresh async client per run, because an aiohttp session belongs to the event loop it
-        was made on, and a run may be on the kernel's loop or on a worker thread's loop.
+        Fresh per run, because an aiohttp session belongs to the event loop it was made on, and
+        a run may be on the kernel's loop or on a worker thread's loop.
         """
         if self.client is not None:
-            return self.client, False
-        return AsyncAkoolClient.from_env(self.env or {}, max_connections=max_connections), True
+            yield self.client
+            return
+        client = AsyncAkoolClient.from_env(self.env or {}, max_connections=max_connections)
+        try:
+            yield client
+        finally:
+            await client.aclose()
 
     def sync_client(self) -> tuple[AkoolClient, bool] | None:
         """A blocking client for quick look-ups (the language list) and whether to close it;

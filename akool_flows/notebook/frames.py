@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["ANSWER_COLUMNS", "LIVE_OUTCOME", "apply_ledger", "input_columns", "order_columns", "pending_frame"]
+__all__ = ["ANSWER_COLUMNS", "LIVE_OUTCOME", "apply_ledger", "check_input_frame", "input_columns", "order_columns",
+           "pending_frame"]
 
 #: What a row came to, in reading order, right after the user's columns.
 ANSWER_COLUMNS = ("outcome", "conclusion", "detail", "result_url", "credits", "paid_in", "error_message",
@@ -21,6 +22,18 @@ ANSWER_COLUMNS = ("outcome", "conclusion", "detail", "result_url", "credits", "p
 #: Ledger states as the live table shows them while a run goes.
 LIVE_OUTCOME = {"pending": "pending", "intent": "submitting", "submitted": "running", "uncertain": "uncertain",
                 "timed_out": "timed_out", "completed": "completed", "failed": "failed"}
+
+
+def check_input_frame(df: Any, *, needs: str | None = None, **columns: str | None) -> None:
+    """Refuse what is not a DataFrame, a DataFrame without columns (when `needs` says what for),
+    and a named column argument (``url_column="..."``) that df does not have."""
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
+    if needs and len(df.columns) == 0:
+        raise ValueError(f"df has no columns: {needs}")
+    for arg, column in columns.items():
+        if column is not None and column not in df.columns:
+            raise ValueError(f"{arg} {column!r} is not a column of df; columns: {', '.join(map(str, df.columns))}")
 
 
 def _engine_columns() -> tuple[str, ...]:

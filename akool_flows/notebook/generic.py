@@ -10,8 +10,9 @@ import pandas as pd
 
 from akool_flows.api.kinds import JobKind, get_kind
 from akool_flows.notebook import render
-from akool_flows.notebook.base import BatchAppBase, check_input_frame
+from akool_flows.notebook.base import BatchAppBase
 from akool_flows.notebook.fields import FieldInput, field_specs, form_values
+from akool_flows.notebook.frames import check_input_frame
 
 __all__ = ["BatchApp"]
 

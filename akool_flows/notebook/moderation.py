@@ -10,8 +10,9 @@ import pandas as pd
 
 from akool_flows.api.models import MODERATION_TYPES
 from akool_flows.notebook import render
-from akool_flows.notebook.base import PROBLEM_OUTCOMES, BatchAppBase, check_input_frame
+from akool_flows.notebook.base import PROBLEM_OUTCOMES, BatchAppBase
 from akool_flows.notebook.fields import error_label
+from akool_flows.notebook.frames import check_input_frame
 
 __all__ = ["ModerationApp"]
 

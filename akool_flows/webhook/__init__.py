@@ -10,18 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from akool_flows.webhook.crypto import (
-    build_webhook_body,
-    check_credentials,
-    decrypt,
-    encrypt,
-    parse_body,
-    sign,
-    verify_and_decrypt,
-    verify_and_decrypt_all,
-)
+from akool_flows.webhook.crypto import build_webhook_body, check_credentials, decrypt, encrypt, sign
 from akool_flows.webhook.errors import WebhookVerificationError
 from akool_flows.webhook.events import STATE_NAMES, TERMINAL_STATUSES, WebhookEvent
+from akool_flows.webhook.verify import parse_body, verify_and_decrypt, verify_and_decrypt_all
 
 if TYPE_CHECKING:
     from akool_flows.webhook.app import create_webhook_app

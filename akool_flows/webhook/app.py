@@ -36,10 +36,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from akool_flows.webhook.crypto import check_credentials, verify_and_decrypt_all
+from akool_flows.webhook.crypto import check_credentials
 from akool_flows.webhook.errors import WebhookVerificationError
 from akool_flows.webhook.events import WebhookEvent
 from akool_flows.webhook.store import WebhookEventStore
+from akool_flows.webhook.verify import verify_and_decrypt_all
 
 __all__ = ["DEFAULT_MAX_AGE_MS", "DEFAULT_MAX_BODY_BYTES", "create_webhook_app", "intent_path", "intent_url",
            "verify_intent"]

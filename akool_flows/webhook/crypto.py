@@ -30,7 +30,6 @@ from typing import Any
 from Crypto.Cipher import AES
 
 from akool_flows.webhook.errors import WebhookVerificationError
-from akool_flows.webhook.events import WebhookEvent
 
 __all__ = [
     "IV_PADDINGS",
@@ -38,10 +37,7 @@ __all__ = [
     "check_credentials",
     "decrypt",
     "encrypt",
-    "parse_body",
     "sign",
-    "verify_and_decrypt",
-    "verify_and_decrypt_all",
 ]
 
 _BLOCK = AES.block_size  # 16
@@ -49,10 +45,7 @@ _VALID_KEY_LENGTHS = (16, 24, 32)
 # Tried in this order when decrypting: NUL is what crypto-js and the Python sample do.
 IV_PADDINGS: tuple[bytes, ...] = (b"\0", b" ")
 
-_SIGNATURE_RE = re.compile(r"[0-9a-fA-F]{40}")
-_DIGITS_RE = re.compile(r"[0-9]{1,19}")
 _BASE64_RE = re.compile(r"[A-Za-z0-9+/]+={0,2}")
-_MAX_NONCE_LEN = 128
 
 
 # --- keys and IVs -----------------------------------------------------------------------
@@ -93,11 +86,12 @@ def _iv_candidates(client_id: str, iv_pad: bytes | None) -> list[bytes]:
     return ivs
 
 
-def check_credentials(client_id: str, client_secret: str) -> None:
+def check_credentials(client_id: str, client_secret: str, iv_pad: bytes | None = None) -> None:
     """Raise ``ValueError``/``TypeError`` (naming the field, never echoing it) unless the pair
-    can serve as IV and AES key. Receivers call it at startup, not on the first callback."""
+    (and ``iv_pad``, if given) can serve as IV and AES key. Receivers call it at startup, not
+    on the first callback."""
     _aes_key(client_secret)
-    _iv(client_id, IV_PADDINGS[0])
+    _iv(client_id, IV_PADDINGS[0] if iv_pad is None else iv_pad)
 
 
 # --- PKCS#7 -------------------------------------------------------------------------------
@@ -125,6 +119,28 @@ def _unpad(data: bytes, max_pad: int) -> bytes | None:
     return data[:-n]
 
 
+# --- strict JSON ---------------------------------------------------------------------------
+
+
+def _reject_constant(token: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {token}")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError("duplicate key in JSON object")
+        obj[key] = value
+    return obj
+
+
+def strict_json_loads(text: str) -> Any:
+    """JSON per RFC 8259: no NaN/Infinity, no duplicate keys (which parsers resolve
+    differently, a classic way to smuggle a second value past a check)."""
+    return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
+
+
 # --- public primitives ----------------------------------------------------------------------
 
 
@@ -142,10 +158,11 @@ def encrypt(
     return base64.b64encode(cipher.encrypt(_pad(data))).decode("ascii")
 
 
-def _decrypt_candidates(
+def decrypt_readings(
     data_encrypt: str, client_id: str, client_secret: str, iv_pad: bytes | None
 ) -> list[bytes]:
-    """Every correctly padded plaintext, one per candidate IV, in preference order."""
+    """Every correctly padded plaintext, one per candidate IV, in preference order (a
+    clientId under 16 bytes has two IVs, see `decrypt`)."""
     key = _aes_key(client_secret)
     ivs = _iv_candidates(client_id, iv_pad)
     if not isinstance(data_encrypt, str) or not _BASE64_RE.fullmatch(data_encrypt):
@@ -169,13 +186,13 @@ def _decrypt_candidates(
     return plains
 
 
-def _json_object(plain: bytes) -> dict[str, Any]:
+def json_object(plain: bytes) -> dict[str, Any]:
     try:
         text = plain.decode("utf-8")
     except UnicodeDecodeError:
         raise WebhookVerificationError("plaintext is not UTF-8") from None
     try:
-        payload = _strict_json_loads(text)
+        payload = strict_json_loads(text)
     except (ValueError, RecursionError):
         raise WebhookVerificationError("plaintext is not JSON") from None
     if not isinstance(payload, dict):
@@ -196,11 +213,11 @@ def decrypt(
     Raises ``WebhookVerificationError`` for bad base64, bad padding or non-UTF-8 plaintext,
     ``ValueError`` for an unusable client_id/client_secret (a configuration error).
     """
-    plains = _decrypt_candidates(data_encrypt, client_id, client_secret, iv_pad)
+    plains = decrypt_readings(data_encrypt, client_id, client_secret, iv_pad)
     chosen = plains[0]
     for plain in plains:
         try:
-            _json_object(plain)
+            json_object(plain)
         except WebhookVerificationError:
             continue
         chosen = plain
@@ -268,152 +285,3 @@ def build_webhook_body(
         "timestamp": ts,
         "nonce": nc,
     }
-
-
-# --- verification -------------------------------------------------------------------------
-
-
-def _reject_constant(token: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {token}")
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise ValueError("duplicate key in JSON object")
-        obj[key] = value
-    return obj
-
-
-def _strict_json_loads(text: str) -> Any:
-    """JSON per RFC 8259: no NaN/Infinity, no duplicate keys (which parsers resolve
-    differently, a classic way to smuggle a second value past a check)."""
-    return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicate_keys)
-
-
-def parse_body(body: Mapping[str, Any] | bytes | bytearray | str) -> dict[str, Any]:
-    """Parse a webhook HTTP body strictly into a dict, or raise ``WebhookVerificationError``."""
-    if isinstance(body, Mapping):
-        return dict(body)
-    if isinstance(body, (bytes, bytearray)):
-        try:
-            body = bytes(body).decode("utf-8")
-        except UnicodeDecodeError:
-            raise WebhookVerificationError("body is not UTF-8") from None
-    if not isinstance(body, str):
-        raise WebhookVerificationError("body is not JSON")
-    try:
-        parsed = _strict_json_loads(body)
-    except (ValueError, RecursionError):
-        raise WebhookVerificationError("body is not JSON") from None
-    if not isinstance(parsed, dict):
-        raise WebhookVerificationError("body is not a JSON object")
-    return parsed
-
-
-def _field_timestamp(value: Any) -> tuple[str, int]:
-    if isinstance(value, bool):
-        raise WebhookVerificationError("timestamp is not an integer")
-    if isinstance(value, int):
-        if not 0 <= value < 10**19:
-            raise WebhookVerificationError("timestamp is out of range")
-        return str(value), value
-    if isinstance(value, str) and _DIGITS_RE.fullmatch(value):
-        return value, int(value)
-    raise WebhookVerificationError("timestamp is not an integer")
-
-
-def _field_nonce(value: Any) -> str:
-    if isinstance(value, bool):
-        raise WebhookVerificationError("nonce is not a string or integer")
-    if isinstance(value, int):
-        if not -(10**19) < value < 10**19:
-            raise WebhookVerificationError("nonce is out of range")
-        return str(value)
-    if isinstance(value, str) and 0 < len(value) <= _MAX_NONCE_LEN and value.isprintable():
-        return value
-    raise WebhookVerificationError("nonce is not a string or integer")
-
-
-def verify_and_decrypt(
-    body: Mapping[str, Any] | bytes | bytearray | str,
-    client_id: str,
-    client_secret: str,
-    *,
-    max_age_ms: int | None = None,
-    now_ms: int | None = None,
-    iv_pad: bytes | None = None,
-) -> WebhookEvent:
-    """Verify an Akool webhook body and return its decrypted, normalised event.
-
-    Order of checks: strict JSON shape, then the signature (constant-time compare), then
-    the timestamp window (when ``max_age_ms`` is given: ``|now - timestamp| <= max_age_ms``,
-    so far-future timestamps fail too), and only then base64, AES, padding, UTF-8, JSON
-    and the event's job id and status. Any failure raises ``WebhookVerificationError``; an
-    unusable client_id/client_secret raises ``ValueError`` (configuration, not the body).
-
-    For a clientId shorter than 16 bytes see :func:`verify_and_decrypt_all`.
-    """
-    return verify_and_decrypt_all(
-        body, client_id, client_secret, max_age_ms=max_age_ms, now_ms=now_ms, iv_pad=iv_pad
-    )[0]
-
-
-def verify_and_decrypt_all(
-    body: Mapping[str, Any] | bytes | bytearray | str,
-    client_id: str,
-    client_secret: str,
-    *,
-    max_age_ms: int | None = None,
-    now_ms: int | None = None,
-    iv_pad: bytes | None = None,
-) -> list[WebhookEvent]:
-    """Like :func:`verify_and_decrypt`, but return every valid reading of the body.
-
-    The list has one event unless the clientId is shorter than 16 bytes and both IV
-    conventions (NUL- and space-padded) decrypt to a valid event. They differ only in the
-    first 16 plaintext bytes (e.g. the case of a letter in the job id), so a receiver picks
-    the reading whose job id it submitted. The NUL reading comes first.
-    """
-    # Validate configuration up front so a bad secret is never mistaken for a bad body.
-    check_credentials(client_id, client_secret)
-    _iv_candidates(client_id, iv_pad)
-
-    fields = parse_body(body)
-    signature = fields.get("signature")
-    data_encrypt = fields.get("dataEncrypt")
-    if not isinstance(signature, str) or not _SIGNATURE_RE.fullmatch(signature):
-        raise WebhookVerificationError("signature is missing or not 40 hex digits")
-    if not isinstance(data_encrypt, str) or not data_encrypt:
-        raise WebhookVerificationError("dataEncrypt is missing or not a string")
-    if "timestamp" not in fields or "nonce" not in fields:
-        raise WebhookVerificationError("timestamp or nonce is missing")
-    ts_text, ts_value = _field_timestamp(fields["timestamp"])
-    nonce = _field_nonce(fields["nonce"])
-
-    expected = sign(client_id, ts_text, nonce, data_encrypt)
-    # Both sides are ASCII hex here (checked above), so compare_digest cannot raise.
-    if not hmac.compare_digest(expected, signature.lower()):
-        raise WebhookVerificationError("signature mismatch")
-
-    if max_age_ms is not None:
-        now = int(time.time() * 1000) if now_ms is None else now_ms
-        if abs(now - ts_value) > max_age_ms:
-            raise WebhookVerificationError("timestamp outside the accepted window")
-
-    events: list[WebhookEvent] = []
-    first_error: WebhookVerificationError | None = None
-    for plain in _decrypt_candidates(data_encrypt, client_id, client_secret, iv_pad):
-        try:
-            payload = _json_object(plain)
-            events.append(
-                WebhookEvent.from_payload(
-                    payload, timestamp=ts_value, nonce=nonce, signature=signature.lower()
-                )
-            )
-        except WebhookVerificationError as exc:
-            first_error = first_error or exc
-    if not events:
-        raise first_error or WebhookVerificationError("dataEncrypt could not be decrypted")
-    return events

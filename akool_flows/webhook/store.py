@@ -10,20 +10,15 @@ One SQLAlchemy database (a SQLite file by default, any URL for a shared database
   (``/webhook/<token>/<intent key>.<hmac>``): they name the job of a create whose answer was
   lost, so a retry attaches it instead of paying again.
 
-Waiting is cheap enough for thousands of concurrent ``wait_for`` calls: each waiter is one
-future; an ``add`` in the same process resolves it at once, and one background task per event
-loop checks the database for all pending ids in batched queries, for events written by a
-receiver running in another process.
+Waiting for a job's terminal event (`wait_for`) is `webhook.waiting`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import threading
+import functools
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,10 +28,9 @@ from sqlalchemy.pool import StaticPool
 
 from akool_flows.api.redact import redact_url
 from akool_flows.webhook.events import TERMINAL_STATUSES, WebhookEvent
+from akool_flows.webhook.waiting import EventWaiters
 
 __all__ = ["DEFAULT_STORE_URL", "WebhookEventStore"]
-
-log = logging.getLogger(__name__)
 
 DEFAULT_STORE_URL = "sqlite:///akool-webhooks.sqlite"
 
@@ -118,10 +112,8 @@ class WebhookEventStore:
         # SQLite caps bound parameters; a server takes one IN (...) for a whole triggerer's ids.
         self._chunk = _IN_CHUNK if self._engine.dialect.name == "sqlite" else 20_000
         _metadata.create_all(self._engine)
-        # job_id -> set of (loop, future) waiting for that job's terminal event.
-        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Future]]] = {}
-        self._watchers: dict[asyncio.AbstractEventLoop, _LoopWatcher] = {}
-        self._lock = threading.Lock()
+        self._waiting = EventWaiters(functools.partial(self.latest_many, terminal_only=True),
+                                     self.poll_interval)
 
     @staticmethod
     def _make_engine(url: str, kwargs: dict[str, Any]) -> Engine:
@@ -161,12 +153,7 @@ class WebhookEventStore:
 
     def close(self) -> None:
         """Release database connections and cancel background checks."""
-        with self._lock:
-            watchers = list(self._watchers.items())
-            self._watchers.clear()
-        for loop, watcher in watchers:
-            with contextlib.suppress(RuntimeError):  # loop already closed
-                loop.call_soon_threadsafe(watcher.cancel)
+        self._waiting.close()
         self._engine.dispose()
 
     def __enter__(self) -> WebhookEventStore:
@@ -251,7 +238,7 @@ class WebhookEventStore:
         rows = [{"intent_key": k, "job_id": j, "received_at": time.time()} for k, j in pairs.items()
                 if k not in known]
         for row in rows:
-            with contextlib.suppress(IntegrityError):  # a concurrent receiver recorded it first
+            with suppress(IntegrityError):  # a concurrent receiver recorded it first
                 with self._engine.begin() as conn:
                     conn.execute(intents_table.insert(), row)
         self.register_submitted_many(pairs.values())
@@ -291,7 +278,7 @@ class WebhookEventStore:
         except IntegrityError:
             return False
         if event.is_terminal:
-            self._notify(event)
+            self._waiting.notify(event)
         return True
 
     def ingest_many(
@@ -355,7 +342,7 @@ class WebhookEventStore:
                         for e, new in results]
             for event in fresh:
                 if event.is_terminal:
-                    self._notify(event)
+                    self._waiting.notify(event)
         return results
 
     def events(self, job_id: str) -> list[WebhookEvent]:
@@ -395,7 +382,6 @@ class WebhookEventStore:
                     if current is None or key > current[0]:
                         best[r.job_id] = (key, r.event_json)
         return {j: WebhookEvent.model_validate_json(raw) for j, (_, raw) in best.items()}
-
     # --- waiting ----------------------------------------------------------------------------
 
     async def wait_for(self, job_id: str, timeout: float) -> WebhookEvent | None:
@@ -405,129 +391,7 @@ class WebhookEventStore:
         then falls back to polling, so a lost webhook never hangs a job. Thousands of
         concurrent calls cost one future each plus one batched query per poll interval.
         """
-        if not isinstance(timeout, (int, float)) or timeout < 0:
-            raise ValueError(f"timeout must be a number >= 0 seconds, got {timeout!r}")
-        if timeout == 0:
-            found = await asyncio.to_thread(self.latest_many, [job_id], terminal_only=True)
-            return found.get(job_id)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[WebhookEvent] = loop.create_future()
-        entry = (loop, future)
-        # Register before the first database check, so an event landing in between is
-        # caught by the notification or by the check.
-        with self._lock:
-            self._waiters.setdefault(job_id, set()).add(entry)
-        try:
-            self._watcher(loop).watch(job_id)
-            try:
-                return await asyncio.wait_for(asyncio.shield(future), timeout)
-            except asyncio.TimeoutError:
-                return None
-        finally:
-            with self._lock:
-                waiting = self._waiters.get(job_id)
-                if waiting is not None:
-                    waiting.discard(entry)
-                    if not waiting:
-                        del self._waiters[job_id]
-            if not future.done():
-                future.cancel()
-
-    def _notify(self, event: WebhookEvent) -> None:
-        with self._lock:
-            entries = list(self._waiters.get(event.job_id, ()))
-        for loop, future in entries:
-            with contextlib.suppress(RuntimeError):  # that loop has closed
-                loop.call_soon_threadsafe(_resolve, future, event)
-
-    def _watcher(self, loop: asyncio.AbstractEventLoop) -> _LoopWatcher:
-        with self._lock:
-            watcher = self._watchers.get(loop)
-            if watcher is None or watcher.finished:
-                watcher = self._watchers[loop] = _LoopWatcher(self, loop)
-            return watcher
-
-    def _pending_ids(self, loop: asyncio.AbstractEventLoop) -> list[str]:
-        with self._lock:
-            return self._pending_ids_unlocked(loop)
-
-    def _pending_ids_unlocked(self, loop: asyncio.AbstractEventLoop) -> list[str]:
-        return [j for j, waiting in self._waiters.items() if any(lp is loop for lp, _ in waiting)]
-
-    def _resolve_local(
-        self, loop: asyncio.AbstractEventLoop, found: dict[str, WebhookEvent]
-    ) -> None:
-        for job_id, event in found.items():
-            with self._lock:
-                futures = [f for lp, f in self._waiters.get(job_id, ()) if lp is loop]
-            for future in futures:
-                _resolve(future, event)
-
-
-class _LoopWatcher:
-    """Serves one event loop's waiters from the database in batched queries.
-
-    New ids are checked on the next loop iteration (so a burst of ``wait_for`` calls shares
-    one query), and every pending id once per ``poll_interval`` (events written by a
-    receiver in another process). It exits when nothing is left to watch."""
-
-    def __init__(self, store: WebhookEventStore, loop: asyncio.AbstractEventLoop) -> None:
-        self._store = store
-        self._loop = loop
-        self._new: set[str] = set()
-        self._wake = asyncio.Event()
-        self.finished = False
-        self._task = loop.create_task(self._run(), name="akool-webhook-store-watcher")
-
-    def watch(self, job_id: str) -> None:
-        self._new.add(job_id)
-        self._wake.set()
-
-    def cancel(self) -> None:
-        self._task.cancel()
-
-    async def _run(self) -> None:
-        store, loop = self._store, self._loop
-        next_full = loop.time() + store.poll_interval
-        try:
-            while True:
-                delay = max(0.0, next_full - loop.time())
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
-                self._wake.clear()
-                await asyncio.sleep(0)  # let the rest of a burst of wait_for calls register
-                if loop.time() >= next_full:
-                    ids = store._pending_ids(loop)
-                    next_full = loop.time() + store.poll_interval
-                    self._new.clear()
-                else:
-                    ids, self._new = list(self._new), set()
-                if not ids:
-                    with store._lock:
-                        if not self._new and not store._pending_ids_unlocked(loop):
-                            self._retire()
-                            return
-                    continue
-                try:
-                    found = await asyncio.to_thread(store.latest_many, ids, terminal_only=True)
-                except Exception:  # a DB hiccup must not end waiting; retry next interval
-                    log.warning("webhook store check failed; retrying", exc_info=True)
-                    continue
-                store._resolve_local(loop, found)
-        finally:
-            with store._lock:
-                self._retire()
-
-    def _retire(self) -> None:
-        # Caller holds the store lock. Drop our entry so the store keeps no closed loops.
-        self.finished = True
-        if self._store._watchers.get(self._loop) is self:
-            del self._store._watchers[self._loop]
-
-
-def _resolve(future: asyncio.Future, event: WebhookEvent) -> None:
-    if not future.done():
-        future.set_result(event)
+        return await self._waiting.wait_for(job_id, timeout)
 
 
 def _check_job_id(job_id: Any) -> str:

@@ -191,7 +191,7 @@ def test_a_live_holder_is_left_alone_and_one_we_may_not_signal_counts_as_alive(p
     def not_ours(pid, sig):
         raise PermissionError(pid)
 
-    monkeypatch.setattr("akool_flows.batch.ledger.os.kill", not_ours)  # another user's process
+    monkeypatch.setattr("akool_flows.batch.ledger_claims.os.kill", not_ours)  # another user's process
     with pytest.raises(BatchLockedError):
         a.acquire("x")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 
@@ -54,6 +56,23 @@ def test_submit_only_then_collect(sandbox, ledger_path):
     kept = _run(sandbox, ledger_path, df, wait=False)  # finished rows keep their outcome
     assert kept.summary["counts"]["completed"] == 20 and kept.summary["counts"]["submitted"] == 0
     assert sandbox.create_count() == 20 and sandbox.stats()["polls"] == polls
+
+
+def test_a_collecting_run_polls_jobs_of_an_earlier_run_at_once(sandbox, ledger_path):
+    # A job sent by an earlier run has been running since then: the run that collects it asks at
+    # once instead of waiting a poll interval as for a job it just created (reconcile hands the
+    # scheduler the ledger's submitted_at).
+    _run(sandbox, ledger_path, texts(3), wait=False)
+    time.sleep(0.6)  # the sandbox's jobs finish 0.35 s after creation
+    c = make_client(sandbox, sync=True)
+    try:
+        t0 = time.monotonic()
+        done = run_batch(texts(3), "moderation", client=c, ledger=ledger_path, poll_interval=20, **MOD)
+        elapsed = time.monotonic() - t0
+    finally:
+        c.close()
+    assert done.summary["counts"]["completed"] == 3 and sandbox.create_count() == 3
+    assert elapsed < 10, f"the first poll waited a poll interval: {elapsed:.1f} s"
 
 
 def test_uncertain_creates_are_handled_the_same_without_waiting(sandbox, ledger_path):

@@ -122,7 +122,7 @@ async def test_wait_for_times_out_with_none_and_ignores_non_terminal(store):
     t0 = time.monotonic()
     assert await store.wait_for("j", timeout=0.2) is None
     assert 0.2 <= time.monotonic() - t0 < 1.5
-    assert store._waiters == {}  # nothing leaks after a timeout
+    assert not store._waiting._waiters  # nothing leaks after a timeout
 
 
 async def test_wait_for_is_woken_in_process_immediately(tmp_path):
@@ -179,7 +179,7 @@ async def test_thousands_of_concurrent_waits_are_cheap(store):
     assert all(r.job_id == j for r, j in zip(results, ids) if r is not None)
     assert elapsed < 10  # bounded by the 5 s timeout of the 500 that never finish
     await asyncio.sleep(store.poll_interval * 3)
-    assert store._waiters == {} and store._watchers == {}  # the watcher retires when idle
+    assert store._waiting.idle  # the watcher retires when idle
 
 
 async def test_cancelled_wait_cleans_up(store):
@@ -188,7 +188,7 @@ async def test_cancelled_wait_cleans_up(store):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert store._waiters == {}
+    assert not store._waiting._waiters
 
 
 async def test_wait_for_rejects_bad_timeout(store):
