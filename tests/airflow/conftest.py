@@ -43,6 +43,8 @@ def _airflow_env() -> dict[str, str]:
         # Example DAGs poll every few seconds by default; the sandbox finishes jobs in < 1 s.
         "AKOOL_EXAMPLE_POLL_SECONDS": "0.3",
         "AKOOL_EXAMPLE_DATA_DIR": str(AIRFLOW_HOME / "akool-data"),
+        # Token cache files and default ledgers of the session, not the user's own.
+        "AKOOL_FLOWS_STATE_DIR": str(AIRFLOW_HOME / "akool-state"),
     }
 
 
