@@ -168,6 +168,21 @@ def xcom(dag_run, task_id: str, key: str = "return_value", map_index: int = -1):
     return value
 
 
+def xcom_writes(dag_run) -> dict[str, list[str]]:
+    """{task_id or task_id[map_index]: sorted XCom keys} a DAG run wrote (each key is one write)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    out: dict[str, list[str]] = {}
+    with create_session() as session:
+        rows = session.execute(select(XComModel.task_id, XComModel.map_index, XComModel.key).where(
+            XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id)).all()
+    for task_id, map_index, key in rows:
+        out.setdefault(task_id if map_index < 0 else f"{task_id}[{map_index}]", []).append(key)
+    return {k: sorted(v) for k, v in out.items()}
+
+
 def _free_port() -> int:
     import socket
 

@@ -34,7 +34,7 @@ def test_every_language_is_waited_for_and_returned(airflow):
         ("fr", "completed"), ("de", "completed"), ("ja", "completed")]
     assert all(r["result_url"] for r in result["results"]) and len({r["job_id"] for r in result["results"]}) == 3
     assert result["job_id"] == result["results"][0]["job_id"] and result["state"] == "completed"
-    assert ti.xcom["results"] == result["results"] and ti.xcom["job_id"] == result["job_id"]
+    assert ti.xcom == {}  # a task that succeeds writes its return value only
     assert sorted(j["_id"] for j in sb.jobs()) == sorted(r["job_id"] for r in result["results"])
     assert [p["language"] for p in store["akool_job"]["parts"]] == ["fr", "de", "ja"]
     # A retry of the task reattaches to all three; nothing is paid twice.

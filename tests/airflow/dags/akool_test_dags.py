@@ -39,8 +39,8 @@ with DAG(dag_id="akool_test_killed_during_create_resubmit", schedule=None, start
 with DAG(dag_id="akool_test_submit_then_sense", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
     submit = AkoolTalkingPhotoOperator(task_id="submit", talking_photo_url=PHOTO, audio_url=AUDIO,
                                        wait_for_completion=False)
-    AkoolJobSensor(task_id="sense", kind="talking_photo", job_id=submit.output["job_id"], deferrable=True,
-                   poke_interval=0.2, timeout=60)
+    submit >> AkoolJobSensor(task_id="sense", kind="talking_photo", job_id="{{ ti.xcom_pull('submit')['job_id'] }}",
+                             deferrable=True, poke_interval=0.2, timeout=60)
 
 with DAG(dag_id="akool_test_job_fails", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
     AkoolTalkingPhotoOperator(task_id="animate", talking_photo_url="https://example.com/sandbox-fail.jpg",
