@@ -75,7 +75,7 @@ def _share_credentials(client: Any) -> Any:
 
 def _machine_shared(base_url: str, creds: Any) -> tuple[Any, Any]:
     from akool_flows.airflow.token_cache import MachineCachedCredentials, TokenFile, machine_token_lock
-    from akool_flows.batch.state_dir import state_dir
+    from akool_flows.state_dir import state_dir
 
     try:
         folder = state_dir() / "tokens"

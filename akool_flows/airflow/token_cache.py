@@ -7,7 +7,7 @@ process on the same machine reads:
 
     <state dir>/tokens/<sha256(API URL, clientId, clientSecret)[:32]>.json   {"token", "expires_at"}
 
-(state dir: `akool_flows.batch.state_dir.state_dir`, ``AKOOL_FLOWS_STATE_DIR`` on shared
+(state dir: `akool_flows.state_dir.state_dir`, ``AKOOL_FLOWS_STATE_DIR`` on shared
 workers). The rules that keep it a secret: the directory is 0700 and the file 0600, written
 whole (temp file + rename); a file that is not ours, not private, unreadable, malformed or
 expired is ignored (and the task exchanges, as without a cache); the token never reaches a log
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from akool_flows.api.auth import Credentials
+from akool_flows.state_dir import make_private_dir
 
 __all__ = ["MAX_AGE", "MachineCachedCredentials", "TokenFile", "machine_token_lock"]
 
@@ -64,10 +65,8 @@ def _jwt_exp(token: str) -> float | None:
 def _private_dir(folder: Path) -> bool:
     """Create ``folder`` 0700 if missing; True when it is ours and private."""
     try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):
-            folder.mkdir(mode=0o700)
-            os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask
+        make_private_dir(folder.parent)
+        make_private_dir(folder)
         st = os.stat(folder, follow_symlinks=False)
     except OSError:
         return False
