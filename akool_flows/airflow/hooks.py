@@ -74,12 +74,11 @@ def _share_credentials(client: Any) -> Any:
 
 
 def _machine_shared(base_url: str, creds: Any) -> tuple[Any, Any]:
+    from akool_flows.airflow.machine_cache import cache_dir
     from akool_flows.airflow.token_cache import MachineCachedCredentials, TokenFile, machine_token_lock
-    from akool_flows.state_dir import state_dir
 
-    try:
-        folder = state_dir() / "tokens"
-    except ValueError:  # AKOOL_FLOWS_STATE_DIR unusable: share within this process only
+    folder = cache_dir("tokens")
+    if folder is None:  # AKOOL_FLOWS_STATE_DIR unusable: share within this process only
         return creds, None
     file = TokenFile(folder, base_url, creds.client_id, creds.client_secret)
     return (MachineCachedCredentials(file, client_id=creds.client_id, client_secret=creds.client_secret),

@@ -97,11 +97,11 @@ class SubmissionMixin:
     def _submit(self, kind: JobKind, fields: dict[str, Any], fingerprint: str, guard: SubmissionGuard,
                 client: Any, context: Context) -> Job:
         if self.detect_faces:
-            from akool_flows.airflow.faces import fill_faces_with, needs_detection
+            from akool_flows.airflow.faces import MachineFaceCache, fill_faces_with, needs_detection
 
             if needs_detection(kind, fields):
                 try:
-                    fields = fill_faces_with(client, kind, fields)
+                    fields = fill_faces_with(client, kind, fields, remember=MachineFaceCache())
                 except ValidationError as exc:
                     raise AirflowFailException(f"invalid {kind.name} request: {exc}") from None
         key = intent_key(context.get("ti"), fingerprint)

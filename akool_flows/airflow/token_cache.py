@@ -8,10 +8,9 @@ process on the same machine reads:
     <state dir>/tokens/<sha256(API URL, clientId, clientSecret)[:32]>.json   {"token", "expires_at"}
 
 (state dir: `akool_flows.state_dir.state_dir`, ``AKOOL_FLOWS_STATE_DIR`` on shared
-workers). The rules that keep it a secret: the directory is 0700 and the file 0600, written
-whole (temp file + rename); a file that is not ours, not private, unreadable, malformed or
-expired is ignored (and the task exchanges, as without a cache); the token never reaches a log
-line or a repr. A token Akool refuses (1101 / HTTP 401) is dropped from the file before the
+workers). The file rules of `machine_cache` keep it a secret (0700 directory, 0600 file written
+whole, a file not ours / not private / expired ignored, and the task exchanges as without a
+cache); the token never reaches a log line or a repr. A token Akool refuses (1101 / HTTP 401) is dropped from the file before the
 exchange that replaces it. The token's lifetime: the docs say "valid for more than 1 year"
 (their example JWT expires one second after it was issued), so a JWT ``exp`` claim is honoured
 when present and a cached token is used for at most `MAX_AGE` seconds whatever it says.
@@ -27,21 +26,16 @@ import base64
 import contextlib
 import hashlib
 import json
-import logging
 import os
-import stat
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from akool_flows.airflow.machine_cache import private_dir, read_private_json, write_private_json
 from akool_flows.api.auth import Credentials
-from akool_flows.state_dir import make_private_dir
 
 __all__ = ["MAX_AGE", "MachineCachedCredentials", "TokenFile", "machine_token_lock"]
-
-log = logging.getLogger(__name__)
 
 #: Longest time a cached token is used before the next exchange (seconds).
 MAX_AGE = 24 * 3600.0
@@ -62,17 +56,6 @@ def _jwt_exp(token: str) -> float | None:
         return None
 
 
-def _private_dir(folder: Path) -> bool:
-    """Create ``folder`` 0700 if missing; True when it is ours and private."""
-    try:
-        make_private_dir(folder.parent)
-        make_private_dir(folder)
-        st = os.stat(folder, follow_symlinks=False)
-    except OSError:
-        return False
-    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
-
-
 class TokenFile:
     """The cache file of one credential."""
 
@@ -87,45 +70,16 @@ class TokenFile:
 
     def load(self, now: float | None = None) -> str | None:
         """The cached token, or None (missing, expired, not private, not ours, malformed)."""
-        now = time.time() if now is None else now
-        try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except OSError:
-            return None
-        try:
-            st = os.fstat(fd)
-            if st.st_uid != os.getuid() or st.st_mode & 0o077 or not stat.S_ISREG(st.st_mode):
-                log.warning("ignoring the token cache file %s: not private to this user", self.path.name)
-                return None
-            with os.fdopen(fd, "rb", closefd=False) as fh:
-                data = json.loads(fh.read(64 * 1024))
-        except (OSError, ValueError):
-            return None
-        finally:
-            os.close(fd)
-        token, expires = (data.get("token"), data.get("expires_at")) if isinstance(data, dict) else (None, None)
-        if not isinstance(token, str) or not token or not isinstance(expires, (int, float)) or expires <= now:
-            return None
-        return token
+        data = read_private_json(self.path, now)
+        token = data.get("token") if data is not None else None
+        return token if isinstance(token, str) and token else None
 
     def save(self, token: str, now: float | None = None) -> None:
         now = time.time() if now is None else now
         exp = _jwt_exp(token)
         expires = min(now + MAX_AGE, exp - _MARGIN if exp is not None else now + MAX_AGE)
-        if expires <= now or not _private_dir(self.folder):
-            return
-        try:
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".token-", suffix=".tmp")  # created 0600
-            try:
-                with os.fdopen(fd, "w") as fh:
-                    json.dump({"token": token, "expires_at": expires}, fh)
-                os.replace(tmp, self.path)  # readers see the old file or the new one, never half
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-        except OSError as exc:  # the cache is an optimisation: the task goes on with its token
-            log.warning("could not write the token cache (%s)", type(exc).__name__)
+        if expires > now:
+            write_private_json(self.path, {"token": token, "expires_at": expires})
 
     def drop(self, token: str) -> None:
         """Remove the file if it still holds ``token`` (another process may have replaced it)."""
@@ -179,7 +133,7 @@ class machine_token_lock:  # noqa: N801 - used like a lock object: ``with client
             import fcntl
         except ImportError:  # pragma: no cover - Windows: in-process lock only
             return self
-        if not _private_dir(self._file.folder):
+        if not private_dir(self._file.folder):
             return self
         try:
             fd = os.open(self._file.lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)

@@ -99,6 +99,8 @@ def conn_json(sb, **extra) -> str:
 def akool_conn(sandbox, monkeypatch):
     """``akool_default`` pointing at the sandbox; the sandbox's counters and faults reset."""
     sandbox.reset()
+    # Face detections are shared by the tasks of a machine for an hour: each test counts its own.
+    shutil.rmtree(Path(os.environ["AKOOL_FLOWS_STATE_DIR"]) / "faces", ignore_errors=True)
     monkeypatch.setenv("AIRFLOW_CONN_AKOOL_DEFAULT", conn_json(sandbox))
     yield sandbox
     sandbox.faults.clear()

@@ -1,0 +1,20 @@
+"""Mapped face-swap tasks (one new face onto many posters) on real Airflow against the sandbox:
+what each task costs in face detect calls, token exchanges and XCom writes."""
+
+from __future__ import annotations
+
+from conftest import load_dag, task_states, xcom, xcom_writes
+
+
+def test_mapped_faceswap_tasks_detect_the_shared_face_once(airflow, monkeypatch):
+    sb = airflow
+    n = 4
+    monkeypatch.setenv("AKOOL_TEST_FACESWAP_TASKS", str(n))
+    run = load_dag("akool_test_faceswap_mapped").test()
+    assert str(run.state) == "success", task_states(run)
+    assert sb.create_count("faceswap_image") == n and sb.duplicate_creates() == {}
+    # The shared new face once, each poster once (2 per task before: the face again in every task).
+    assert sb.stats()["requests_by_path"]["/detect"] == 1 + n
+    # One XCom per task: its result.
+    assert xcom_writes(run) == {f"swap[{i}]": ["return_value"] for i in range(n)}
+    assert all(xcom(run, "swap", map_index=i)["state"] == "completed" for i in range(n))
