@@ -46,5 +46,7 @@ with DAG(
     animate = AkoolTalkingPhotoOperator(
         task_id="animate",
         talking_photo_url="{{ params.photo_url }}",
-        audio_url=speak.output["result_url"],
+        # The TTS task's one XCom is its result dict: take its URL (and depend on it explicitly).
+        audio_url="{{ ti.xcom_pull(task_ids='speak')['result_url'] }}",
     )
+    speak >> animate

@@ -48,10 +48,11 @@ EXTRA_KEYS = ("token", "api_key", "detect_url", "webhook_url", "webhook_store_ur
 _SECRET_EXTRAS = ("token", "api_key", "webhook_url", "webhook_store_url")
 _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
-# One `Credentials` per (API, clientId, clientSecret) in this process: the token a getToken
-# exchange returns is kept there, so the tasks a worker (or triggerer) runs one after another
-# share it instead of exchanging again each (302 getToken calls for 300 mapped tasks before).
-# A revoked token still re-exchanges: the client forgets an exchanged token on 1101.
+# One `Credentials` per (API, clientId, clientSecret) in this process, backed by a token file per
+# machine (`token_cache`): the tasks a worker (or triggerer) runs - one after another in one
+# process, or each in its own process as Celery runs them - share one getToken exchange instead
+# of one each (302 getToken calls for 300 mapped tasks before). A revoked token still
+# re-exchanges: the client forgets an exchanged token on 1101, and the file drops it.
 _SHARED_CREDENTIALS: dict[str, Any] = {}
 _SHARED_LOCK = threading.Lock()
 
@@ -63,8 +64,25 @@ def _share_credentials(client: Any) -> Any:
     key = hashlib.sha256("\0".join((client.base_url, creds.client_id or "", creds.client_secret or ""))
                          .encode()).hexdigest()
     with _SHARED_LOCK:
-        client.credentials = _SHARED_CREDENTIALS.setdefault(key, creds)
+        shared = _SHARED_CREDENTIALS.get(key)
+        if shared is None:
+            shared = _SHARED_CREDENTIALS[key] = _machine_shared(client.base_url, creds)
+    client.credentials, lock = shared
+    if lock is not None and isinstance(getattr(client, "_token_lock", None), type(threading.Lock())):
+        client._token_lock = lock  # blocking clients: one exchange across this machine's processes
     return client
+
+
+def _machine_shared(base_url: str, creds: Any) -> tuple[Any, Any]:
+    from akool_flows.airflow.machine_cache import cache_dir
+    from akool_flows.airflow.token_cache import MachineCachedCredentials, TokenFile, machine_token_lock
+
+    folder = cache_dir("tokens")
+    if folder is None:  # AKOOL_FLOWS_STATE_DIR unusable: share within this process only
+        return creds, None
+    file = TokenFile(folder, base_url, creds.client_id, creds.client_secret)
+    return (MachineCachedCredentials(file, client_id=creds.client_id, client_secret=creds.client_secret),
+            machine_token_lock(file))
 
 
 def _base_url(host: str | None, schema: str | None, port: int | None) -> str | None:

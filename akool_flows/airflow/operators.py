@@ -15,11 +15,11 @@ What every operator does, in order:
 2. look up what an earlier try of this task instance submitted (``task_state_store``): reattach
    to that job instead of paying again (see `akool_flows.airflow.state`);
 3. fill face landmarks through face detect for face swap / re-age given plain URLs;
-4. record an intent, create the job, record its id (also pushed to XCom as ``job_id``);
+4. record an intent, create the job, record its id (`akool_flows.airflow.submission`);
 5. unless ``wait_for_completion=False`` (the default for kinds whose registry entry says
    ``waits_by_default=False``, i.e. live sessions): wait in the worker (polling) or, with
    ``deferrable=True``, in `AkoolJobTrigger` on the triggerer;
-6. return a small JSON dict to XCom: ``job_id, kind, state, result_url, result_urls,
+6. return a small JSON dict to XCom (the task's only XCom): ``job_id, kind, state, result_url, result_urls,
    conclusion, detail, credits, duration, error_code, error_message``; for a create that makes
    several jobs (``language="fr,de,ja"``) also ``results``, one per language (`finished_results`).
 
@@ -44,12 +44,12 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from akool_flows.airflow.hooks import AkoolHook
 from akool_flows.airflow.operator_factory import make_job_operator, operator_class_name
+from akool_flows.airflow.submission import SubmissionMixin
 # AkoolJobFailedException and job_result are part of this module's interface since the first release.
 from akool_flows.airflow.outcomes import AkoolJobFailedException, finished_result, job_result
-from akool_flows.airflow.outcomes import finished_results, job_from_parts, part_results, parts_of, resumed_parts
-from akool_flows.airflow.state import (SentMark, SubmissionGuard, SubmissionRecord, intent_key, request_fingerprint,
-                                       uncertain_message)
-from akool_flows.api.errors import AkoolError, NotFoundError, ValidationError, create_may_have_happened
+from akool_flows.airflow.outcomes import finished_results, part_results, parts_of, resumed_parts
+from akool_flows.airflow.state import SentMark, SubmissionGuard, request_fingerprint
+from akool_flows.api.errors import AkoolError, ValidationError
 from akool_flows.api.jobs import Job, JobStatus
 from akool_flows.api.kinds import KINDS, JobKind, get_kind
 from akool_flows.api.retry import backoff_delay
@@ -78,7 +78,7 @@ def _seconds(value: float | timedelta | None, name: str) -> float | None:
 _BASE_PARAMS = frozenset(inspect.signature(BaseOperator.__init__).parameters) - {"self", "kwargs"}
 
 
-class AkoolJobOperator(BaseOperator):
+class AkoolJobOperator(SubmissionMixin, BaseOperator):
     """Create one Akool job of any kind in the registry and wait for its result.
 
     :param kind: the job kind (``tts``, ``moderation``, ``talking_photo``, ... - see
@@ -100,8 +100,13 @@ class AkoolJobOperator(BaseOperator):
     :param resubmit_uncertain: when an earlier try may have created a job whose id was lost,
         pay for a new one instead of failing (default False: fail and say how to resolve).
 
-    ``multiple_outputs`` defaults to True: besides the whole dict (``return_value``), each key
-    is its own XCom, so downstream tasks take ``op.output["result_url"]`` directly.
+    XCom holds the result only (one ``return_value``: one write per task, where a key per XCom
+    made ~13). Downstream, take a field with a template and an explicit dependency::
+
+        animate = AkoolTalkingPhotoOperator(..., audio_url="{{ ti.xcom_pull('speak')['result_url'] }}")
+        speak >> animate
+
+    or pass ``multiple_outputs=True`` to get each key as its own XCom (``speak.output["result_url"]``).
     """
 
     template_fields: Sequence[str] = ("fields",)
@@ -126,8 +131,6 @@ class AkoolJobOperator(BaseOperator):
             raise ValidationError(
                 f"{type(self).__name__}: unknown argument(s) {', '.join(unknown)}"
                 + (f"; the request fields are: {', '.join(known)}" if known else ""), field=unknown[0])
-        # The result dict's keys become XComs of their own, so `op.output["result_url"]` works.
-        kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         if fixed is not None and kind not in (None, fixed):
             raise ValidationError(f"{type(self).__name__} runs {fixed!r} jobs; kind={kind!r} is not allowed",
@@ -188,8 +191,6 @@ class AkoolJobOperator(BaseOperator):
             with self._client(store) as client:
                 job, status = self._reattach_or_submit(context, kind, fields, fingerprint, guard, client)
                 self._job = job
-                if ti is not None:
-                    ti.xcom_push(key="job_id", value=job.job_id)
                 if len(job.jobs) > 1 or job.refused:
                     return self._several(ti, client, job, store)
                 if status is not None and status.done:
@@ -241,116 +242,6 @@ class AkoolJobOperator(BaseOperator):
         if not (self.use_webhook and kind.accepts_webhook and self.hook.webhook_url and self.hook.webhook_store_url):
             return None
         return self.hook.get_event_store()
-
-    def _reattach_or_submit(self, context: Context, kind: JobKind, fields: dict[str, Any], fingerprint: str,
-                            guard: SubmissionGuard, client: Any) -> tuple[Job, JobStatus | None]:
-        previous = guard.previous()
-        if previous is not None and previous.fingerprint != fingerprint:
-            self.log.info("the recorded %s job was for different fields; submitting a new one", previous.kind)
-        elif previous is not None and previous.phase == "submitted" and previous.parts:
-            # Several jobs of one create: a failed one cannot be submitted alone, so reattach to all.
-            self.log.info("reattaching to the %d %s jobs submitted by try %s", len(previous.parts), kind.name,
-                          previous.try_number)
-            return job_from_parts(kind.name, previous.parts), None
-        elif previous is not None and previous.phase == "submitted" and previous.job_id:
-            job = Job(previous.job_id, kind.name, task_id=previous.task_id)
-            try:
-                status = client.status(kind.name, previous.job_id)
-            except NotFoundError:
-                if not self.resubmit_uncertain:
-                    raise AirflowFailException(
-                        f"the {kind.name} job {previous.job_id} submitted by try {previous.try_number} is unknown "
-                        "to Akool (deleted, or results expired after 7 days). Not paying for a new one without "
-                        "consent: set resubmit_uncertain=True on this task and clear it.") from None
-                self.log.warning("recorded job %s is unknown to Akool; resubmitting (resubmit_uncertain=True)",
-                                 previous.job_id)
-            else:
-                if status.state != "failed":
-                    self.log.info("reattaching to %s job %s submitted by try %s (now %s); not submitting again",
-                                  kind.name, job.job_id, previous.try_number, status.state)
-                    return job, status
-                self.log.warning("%s job %s from try %s failed ([%s] %s); submitting a new one",
-                                 kind.name, job.job_id, previous.try_number, status.error_code, status.error_message)
-        elif previous is not None and previous.phase == "intent" and not previous.maybe_created:
-            self.log.info("an earlier try recorded a %s create that never left the worker; submitting it now",
-                          kind.name)
-        elif previous is not None and previous.phase == "intent":
-            found = self._job_from_callback(previous, client)
-            if found is not None:
-                job = Job(found, kind.name)
-                guard.record_submitted(kind.name, fingerprint, found, None)
-                self.log.info("the %s create of try %s lost its answer; its callback named job %s: attaching it, "
-                              "not paying again", kind.name, previous.try_number, found)
-                return job, None
-            if not self.resubmit_uncertain:
-                ti = context.get("ti")
-                raise AirflowFailException(uncertain_message(
-                    previous, dag_id=getattr(ti, "dag_id", None), run_id=getattr(ti, "run_id", None),
-                    task_id=getattr(ti, "task_id", None), map_index=getattr(ti, "map_index", None)))
-            self.log.warning("an earlier try may have created a %s job whose id was lost; submitting a new one "
-                             "because resubmit_uncertain=True", kind.name)
-        return self._submit(kind, fields, fingerprint, guard, client, context), None
-
-    def _job_from_callback(self, previous: SubmissionRecord, client: Any) -> str | None:
-        """The job a callback to the lost create's own path named (recorded by the receiver)."""
-        store = client.event_store
-        if store is None or not previous.intent_key:
-            return None
-        try:
-            return store.job_for_intent(previous.intent_key)
-        except Exception as exc:  # noqa: BLE001 - then the uncertain path decides, as without webhooks
-            self.log.warning("could not look up the callback of the lost create: %s", type(exc).__name__)
-            return None
-
-    def _callback_url(self, key: str) -> str:
-        """This create's own callback path, so its callback names the job even if the answer is lost."""
-        secret = self.hook.client_kwargs.get("client_secret")
-        if not secret:
-            return self.hook.webhook_url
-        from akool_flows.webhook.app import intent_url
-
-        return intent_url(self.hook.webhook_url, key, secret)
-
-    def _submit(self, kind: JobKind, fields: dict[str, Any], fingerprint: str, guard: SubmissionGuard,
-                client: Any, context: Context) -> Job:
-        if self.detect_faces:
-            from akool_flows.airflow.faces import fill_faces_with, needs_detection
-
-            if needs_detection(kind, fields):
-                try:
-                    fields = fill_faces_with(client, kind, fields)
-                except ValidationError as exc:
-                    raise AirflowFailException(f"invalid {kind.name} request: {exc}") from None
-        key = intent_key(context.get("ti"), fingerprint)
-        if kind.accepts_webhook and "webhookUrl" not in fields and client.event_store is not None:
-            fields = {**fields, "webhookUrl": self._callback_url(key)}
-        try:
-            kind.validate(fields)
-        except ValidationError as exc:
-            raise AirflowFailException(f"invalid {kind.name} request: {exc}") from None
-        guard.record_intent(kind.name, fingerprint, key if "webhookUrl" in fields else None)
-        self._sent.arm(kind.create_path, guard.record_sent)
-        try:
-            job = client.submit(kind.name, **fields)
-        except AkoolError as exc:
-            if create_may_have_happened(exc):
-                # Leave the intent in place: the next try must not pay again blindly.
-                raise AirflowFailException(
-                    f"the {kind.name} create call failed in a way that may still have created (and charged) "
-                    f"the job: {exc}. Check the Akool dashboard; to submit again anyway set "
-                    "resubmit_uncertain=True and clear the task.") from None
-            guard.forget()  # provably nothing was created: a retry may submit
-            if exc.retryable:
-                raise
-            raise AirflowFailException(f"Akool refused the {kind.name} job: {exc}") from None
-        finally:
-            self._sent.disarm()
-        # Anything else (a kill, a bug) propagates with the intent still recorded: the job may exist.
-        several = len(job.jobs) > 1 or bool(job.refused)
-        guard.record_submitted(kind.name, fingerprint, job.job_id, job.task_id, parts_of(job) if several else None)
-        self.log.info("submitted %s job(s) %s%s", kind.name, ", ".join(j.job_id for j in job.jobs),
-                      "".join(f"; {r.language or 'a part'} refused: [{r.code}] {r.message}" for r in job.refused))
-        return job
 
     # --- waiting ----------------------------------------------------------------------------
 

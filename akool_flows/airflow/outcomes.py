@@ -97,16 +97,17 @@ def finished_results(results: Sequence[Mapping[str, Any]], *, fail_on_failure: b
                      log: Any = None) -> dict[str, Any]:
     """The XCom value of a create that made several jobs: the first job's result at the top (as
     for one job) and ``results``, one per part (a refused part is a failed result without a job
-    id); raises when any part failed unless told not to. With `ti`, ``results`` is also its own
-    XCom, pushed first so that it survives a failed task; `log` gets a line per part."""
-    if ti is not None:
-        ti.xcom_push(key="results", value=list(results))
+    id); raises when any part failed unless told not to. With `ti`, a failed task keeps
+    ``results`` as an XCom of its own (a failed task has no ``return_value``); a task that succeeds
+    writes only its return value. `log` gets a line per part."""
     for r in results if log is not None else ():
         log.info("%s %s: %s job %s [%s] %s", r.get("kind"), r.get("language"), r.get("state"), r.get("job_id"),
                  r.get("error_code"), r.get("error_message") or "")
     first = next((r for r in results if r.get("job_id")), results[0])
     failed = [r for r in results if r.get("state") == "failed"]
     if fail_on_failure and failed:
+        if ti is not None:
+            ti.xcom_push(key="results", value=list(results))
         r = failed[0]
         raise AkoolJobFailedException(
             f"{len(failed)} of {len(results)} {r.get('kind')} jobs failed; {r.get('language') or r.get('job_id')}: "

@@ -6,7 +6,8 @@ later task or another DAG), or for a job id that came from outside Airflow::
     submit = AkoolVideoTranslationOperator(task_id="submit", url=VIDEO, source_language="en",
                                            language="fr", wait_for_completion=False)
     done = AkoolJobSensor(task_id="done", kind="video_translation",
-                          job_id=submit.output["job_id"], deferrable=True, poke_interval=30)
+                          job_id="{{ ti.xcom_pull('submit')['job_id'] }}", deferrable=True, poke_interval=30)
+    submit >> done
 """
 
 from __future__ import annotations

@@ -192,10 +192,18 @@ def _not_a_create(exc: AkoolError) -> None:
     exc.may_have_created = False
 
 
-def fill_faces_with(client: Any, kind: JobKind, fields: Mapping[str, Any]) -> dict[str, Any]:
-    """`fill_faces` through a sync `AkoolClient`'s face detect."""
+def fill_faces_with(client: Any, kind: JobKind, fields: Mapping[str, Any], *,
+                    remember: Any = None) -> dict[str, Any]:
+    """`fill_faces` through a sync `AkoolClient`'s face detect. ``remember``: an object with
+    ``get(detect_url, image_url, single)`` / ``put(..., landmarks)`` that keeps detections (the
+    Airflow operators share them between the tasks of a machine: `akool_flows.airflow.faces`)."""
     def detect(url: str, single: bool) -> list[str]:
-        return list(client.face_detect(image_url=url, single_face=single).landmarks_str)
+        found = remember.get(client.detect_url, url, single) if remember is not None else None
+        if found is None:
+            found = list(client.face_detect(image_url=url, single_face=single).landmarks_str)
+            if remember is not None:
+                remember.put(client.detect_url, url, single, found)
+        return found
 
     try:
         return fill_faces(kind, fields, detect)

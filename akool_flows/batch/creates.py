@@ -19,7 +19,7 @@ from akool_flows.api.jobs import Job
 from akool_flows.batch.errors import LeaseLostError, LedgerError
 from akool_flows.batch.groups import jobs_by_value
 from akool_flows.batch.outcomes import classify_create_failure, refusal_backoff
-from akool_flows.batch.reconcile import load_row
+from akool_flows.batch.reconcile import callback_url, load_row
 from akool_flows.batch.scheduler import InFlight
 from akool_flows.batch.staging import staged_body
 
@@ -57,7 +57,9 @@ async def submit_row(run: Run, i: int) -> None:
     if run.plan.group_of[i] is not None and field is not None:
         body = {**body, field: ",".join(str(run.plan.group_value[j]) for j in sending)}
     if run.opts.webhook_url and run.kind.accepts_webhook and "webhookUrl" not in body:
-        body = {**body, "webhookUrl": run.opts.webhook_url}
+        # One row, one create: its own signed path, so a lost answer resolves from the callback.
+        body = {**body, "webhookUrl": callback_url(run, run.plan.keys[i]) if len(sending) == 1
+                else run.opts.webhook_url}
     try:
         job = await run.client.submit(run.kind.name, **body)
     except asyncio.CancelledError:

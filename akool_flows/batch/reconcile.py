@@ -26,7 +26,7 @@ from akool_flows.batch.results import iso
 if TYPE_CHECKING:
     from akool_flows.batch.engine import Run
 
-__all__ = ["reconcile", "load_row"]
+__all__ = ["batch_intent_key", "callback_url", "load_row", "reconcile"]
 
 log = logging.getLogger("akool_flows.batch")
 
@@ -38,6 +38,9 @@ def reconcile(run: Run) -> None:
     if stale:
         log.warning("%d row(s) of batch %s had a create call in flight when a previous run stopped; "
                     "they are reported as uncertain", stale, run.batch_id)
+    if run.opts.webhook_url and not _callback_secret(run):
+        log.warning("webhooks without the account's clientSecret (AKOOL_CLIENT_SECRET): creates get the plain "
+                    "webhook URL, so a create whose answer is lost cannot be resolved from its callback")
     known = ledger.rows(run.batch_id)
     if _resolve_from_callbacks(run, known):
         known = ledger.rows(run.batch_id)
@@ -64,8 +67,27 @@ def reconcile(run: Run) -> None:
 
 
 def batch_intent_key(row_key: str) -> str:
-    """The callback-path intent key of a row's create (`akool_flows.webhook.app.intent_url`)."""
+    """The callback-path intent key of a row's create (`akool_flows.webhook.intents.intent_url`)."""
     return "r-" + hashlib.sha256(row_key.encode("utf-8")).hexdigest()[:40]
+
+
+def _callback_secret(run: Run) -> str | None:
+    return getattr(getattr(run.client, "credentials", None), "client_secret", None)
+
+
+def callback_url(run: Run, row_key: str) -> str:
+    """The ``webhookUrl`` of one row's create: ``webhook_url/<intent key>.<hmac>``.
+
+    The HMAC key is the account's clientSecret, taken from the run's client (set with
+    AKOOL_CLIENT_SECRET or the Airflow connection's password, whichever auth mode - token, API key
+    or clientId/clientSecret - the client uses): the receiver has it too, since it is the key that
+    decrypts Akool's callbacks. Without it the row gets the plain ``webhook_url`` (warned once at
+    the start of the run) and an uncertain row cannot resolve from its callback."""
+    from akool_flows.webhook.intents import intent_url
+
+    secret = _callback_secret(run)
+    assert run.opts.webhook_url
+    return intent_url(run.opts.webhook_url, batch_intent_key(row_key), secret) if secret else run.opts.webhook_url
 
 
 def _resolve_from_callbacks(run: Run, known: dict[str, LedgerRow]) -> int:

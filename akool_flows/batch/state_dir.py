@@ -20,46 +20,18 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import sys
 from pathlib import Path
 
-__all__ = ["state_dir", "default_ledger_path"]
+# The directory itself is found in `akool_flows.state_dir`, which the token cache of Airflow
+# task processes imports without this package (and its pandas).
+from akool_flows.state_dir import APP, make_private_dir as _make_private_dir, state_dir
 
-APP = "akool-flows"
-
-
-def state_dir() -> Path:
-    """The per-user state directory (not created)."""
-    explicit = os.environ.get("AKOOL_FLOWS_STATE_DIR", "").strip()
-    if explicit:
-        path = Path(explicit).expanduser()
-        if not path.is_absolute():
-            # Relative would bring back the bug this module exists for: a ledger per working directory.
-            raise ValueError(f"AKOOL_FLOWS_STATE_DIR must be an absolute path, got {explicit!r}")
-        return path
-    xdg = os.environ.get("XDG_STATE_HOME", "").strip()
-    if xdg and Path(xdg).is_absolute():
-        return Path(xdg) / APP
-    if sys.platform == "win32":
-        base = os.environ.get("LOCALAPPDATA", "").strip()
-        return (Path(base) if base else Path.home() / "AppData" / "Local") / APP
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / APP
-    return Path.home() / ".local" / "state" / APP
+__all__ = ["APP", "default_ledger_path", "state_dir"]
 
 
 def _stem(path: Path) -> str:
     # Readable but harmless: only portable file-name characters, and not too long.
     return re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem).strip("._")[:40] or "input"
-
-
-def _make_private_dir(folder: Path) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)  # e.g. ~/.local/state: usual permissions
-    try:
-        folder.mkdir(mode=0o700)
-    except FileExistsError:
-        return  # the user's own choice of permissions stands
-    os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask
 
 
 def default_ledger_path(input_path: str | os.PathLike[str], *, create: bool = True) -> Path:

@@ -129,6 +129,8 @@ def _endpoint(state: SandboxState, handler: Handler, *, auth: bool = True, poll:
             result = _error_envelope(exc, detect)
         if rule is not None and rule.kind == "drop_after":
             return _drop(request)
+        if rule is not None and rule.kind == "delay_after":
+            await asyncio.sleep(rule.seconds)
         if isinstance(result, web.StreamResponse):
             return result
         return json_response(result)

@@ -13,6 +13,9 @@ Fault kinds:
     processing the request.
 ``delay``
     sleep ``seconds`` before processing the request normally.
+``delay_after``
+    process the request, then sleep ``seconds`` before answering (a create exists while
+    its client still waits: kill the client then, and its answer is lost).
 ``drop``
     close the connection without answering, before processing (nothing happened).
 ``drop_after``
@@ -34,7 +37,7 @@ from typing import Any
 
 __all__ = ["FAULT_KINDS", "FaultRule", "Faults"]
 
-FAULT_KINDS = ("http_500", "delay", "drop", "drop_after", "malformed_json", "rate_limit")
+FAULT_KINDS = ("http_500", "delay", "delay_after", "drop", "drop_after", "malformed_json", "rate_limit")
 
 
 @dataclass
@@ -70,7 +73,7 @@ class FaultRule:
             raise ValueError(f"probability must be a number in [0, 1], got {self.probability!r}")
         if isinstance(self.seconds, bool) or not isinstance(self.seconds, (int, float)) or self.seconds < 0:
             raise ValueError(f"seconds must be a number >= 0, got {self.seconds!r}")
-        if self.kind == "delay" and self.seconds == 0:
+        if self.kind in ("delay", "delay_after") and self.seconds == 0:
             raise ValueError("a delay fault needs seconds > 0")
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,10 +134,14 @@ class Faults:
         return self.add(FaultRule("http_500", path_prefix, next, probability))
 
     def slow(
-        self, seconds: float, next: int | None = None, *, probability: float | None = None, path_prefix: str = ""
+        self, seconds: float, next: int | None = None, *, probability: float | None = None, path_prefix: str = "",
+        after_processing: bool = False,
     ) -> FaultRule:
-        """Delay matching requests by ``seconds`` (then process them normally)."""
-        return self.add(FaultRule("delay", path_prefix, next, probability, seconds))
+        """Delay matching requests by ``seconds`` (then process them normally); with
+        ``after_processing`` the request takes effect first and its answer is late (a create
+        whose client may die before the answer arrives)."""
+        kind = "delay_after" if after_processing else "delay"
+        return self.add(FaultRule(kind, path_prefix, next, probability, seconds))
 
     def drop(
         self,

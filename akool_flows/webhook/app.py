@@ -24,7 +24,6 @@ answers 200 and is not stored again.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 import re
@@ -39,6 +38,8 @@ from starlette.routing import Route
 from akool_flows.webhook.crypto import check_credentials
 from akool_flows.webhook.errors import WebhookVerificationError
 from akool_flows.webhook.events import WebhookEvent
+# Re-exported: the receiver checks the paths these issue.
+from akool_flows.webhook.intents import intent_path, intent_url, verify_intent
 from akool_flows.webhook.store import WebhookEventStore
 from akool_flows.webhook.verify import verify_and_decrypt_all
 
@@ -50,36 +51,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 DEFAULT_MAX_AGE_MS = 15 * 60 * 1000
 _PATH_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
-
-_INTENT_KEY_RE = re.compile(r"[A-Za-z0-9_-]{8,96}")
-_INTENT_MAC_CHARS = 32
-
-
-def _intent_mac(intent_key: str, client_secret: str) -> str:
-    # A key of its own, derived from the secret, so these MACs are useless for anything else.
-    key = hashlib.sha256(b"akool-flows webhook intent\0" + client_secret.encode("utf-8")).digest()
-    return hmac.new(key, intent_key.encode("ascii"), hashlib.sha256).hexdigest()[:_INTENT_MAC_CHARS]
-
-
-def intent_path(intent_key: str, client_secret: str) -> str:
-    """The path segment that names one create: ``<intent key>.<hmac>``."""
-    if not isinstance(intent_key, str) or not _INTENT_KEY_RE.fullmatch(intent_key):
-        raise ValueError("intent_key must be 8-96 characters from A-Z a-z 0-9 _ -")
-    return f"{intent_key}.{_intent_mac(intent_key, client_secret)}"
-
-
-def intent_url(webhook_url: str, intent_key: str, client_secret: str) -> str:
-    """The receiver URL for one create's callbacks (send it as that create's ``webhookUrl``)."""
-    return f"{webhook_url.rstrip('/')}/{intent_path(intent_key, client_secret)}"
-
-
-def verify_intent(segment: str, client_secret: str) -> str | None:
-    """The intent key of a genuine ``<key>.<hmac>`` segment, else None (constant-time check)."""
-    key, _, mac = segment.rpartition(".")
-    if not _INTENT_KEY_RE.fullmatch(key) or len(mac) != _INTENT_MAC_CHARS:
-        return None
-    return key if hmac.compare_digest(mac.encode(), _intent_mac(key, client_secret).encode()) else None
-
 
 # The single answer to every rejected body. Built once so every rejection is identical.
 _REJECTED_BODY = b'{"error":"rejected"}'

@@ -43,6 +43,8 @@ def _airflow_env() -> dict[str, str]:
         # Example DAGs poll every few seconds by default; the sandbox finishes jobs in < 1 s.
         "AKOOL_EXAMPLE_POLL_SECONDS": "0.3",
         "AKOOL_EXAMPLE_DATA_DIR": str(AIRFLOW_HOME / "akool-data"),
+        # Token cache files and default ledgers of the session, not the user's own.
+        "AKOOL_FLOWS_STATE_DIR": str(AIRFLOW_HOME / "akool-state"),
     }
 
 
@@ -97,6 +99,8 @@ def conn_json(sb, **extra) -> str:
 def akool_conn(sandbox, monkeypatch):
     """``akool_default`` pointing at the sandbox; the sandbox's counters and faults reset."""
     sandbox.reset()
+    # Face detections are shared by the tasks of a machine for an hour: each test counts its own.
+    shutil.rmtree(Path(os.environ["AKOOL_FLOWS_STATE_DIR"]) / "faces", ignore_errors=True)
     monkeypatch.setenv("AIRFLOW_CONN_AKOOL_DEFAULT", conn_json(sandbox))
     yield sandbox
     sandbox.faults.clear()
@@ -164,6 +168,21 @@ def xcom(dag_run, task_id: str, key: str = "return_value", map_index: int = -1):
         except ValueError:
             return value
     return value
+
+
+def xcom_writes(dag_run) -> dict[str, list[str]]:
+    """{task_id or task_id[map_index]: sorted XCom keys} a DAG run wrote (each key is one write)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    out: dict[str, list[str]] = {}
+    with create_session() as session:
+        rows = session.execute(select(XComModel.task_id, XComModel.map_index, XComModel.key).where(
+            XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id)).all()
+    for task_id, map_index, key in rows:
+        out.setdefault(task_id if map_index < 0 else f"{task_id}[{map_index}]", []).append(key)
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def _free_port() -> int:

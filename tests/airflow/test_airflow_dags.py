@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import load_dag, task_states, xcom
+from conftest import load_dag, task_states, xcom, xcom_writes
 
 
 def test_tts_talking_photo_chain_deferred(airflow):
@@ -21,7 +21,8 @@ def test_tts_talking_photo_chain_deferred(airflow):
     job = sb.job_payload(animate["job_id"])
     assert job["video_lock_duration"] == media_duration_seconds(speak["result_url"])
     assert sb.create_count("tts") == 1 and sb.create_count("talking_photo") == 1
-    assert xcom(run, "speak", key="job_id") == speak["job_id"]
+    # XCom holds each task's result and nothing else: one write per task (13 before: a key per XCom).
+    assert xcom_writes(run) == {"speak": ["return_value"], "animate": ["return_value"]}
 
 
 def test_moderation_gate_only_compliant_images_get_a_background(airflow):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 from conftest import StateStore, load_dag, task_states, xcom
@@ -109,7 +112,8 @@ def test_killed_before_the_create_left_the_worker_the_retry_submits_by_itself(ai
     from akool_flows.airflow import hooks
 
     sb = airflow
-    hooks._SHARED_CREDENTIALS.clear()  # this process's tasks share a token: make this one exchange
+    hooks._SHARED_CREDENTIALS.clear()  # this machine's tasks share a token: make this one exchange
+    shutil.rmtree(Path(os.environ["AKOOL_FLOWS_STATE_DIR"]) / "tokens", ignore_errors=True)
     sb.faults.slow(3.0, next=1, path_prefix="/api/open/v3/getToken")
     run = load_dag("akool_test_killed_before_sending").test()
     assert str(run.state) == "success", task_states(run)

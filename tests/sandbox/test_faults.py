@@ -39,6 +39,15 @@ def test_slow_response(sandbox: Sandbox, client: httpx.Client) -> None:
         client.get(QUOTA, timeout=0.2)
 
 
+def test_slow_answer_after_processing_the_job_exists_before_the_answer(sandbox: Sandbox,
+                                                                       client: httpx.Client) -> None:
+    sandbox.faults.slow(5.0, next=1, path_prefix=MODERATE, after_processing=True)
+    with pytest.raises(httpx.ReadTimeout):
+        client.post(MODERATE, json=BODY, timeout=0.5)
+    assert sandbox.create_count() == 1  # created (and charged) while the client still waited
+    assert sandbox.stats()["faults_injected"]["delay_after"] == 1
+
+
 def test_drop_before_processing_creates_nothing(sandbox: Sandbox, client: httpx.Client) -> None:
     sandbox.faults.drop(next=1, path_prefix=MODERATE)
     with pytest.raises(httpx.RemoteProtocolError):
@@ -116,8 +125,8 @@ def test_faults_over_http_for_a_sandbox_in_another_process(sandbox: Sandbox, cli
     with pytest.raises(httpx.RemoteProtocolError):
         client.post(MODERATE, json=BODY)
     assert sandbox.create_count("moderation") == 1
-    assert httpx.get(admin).json()["injected"] == {"http_500": 1, "delay": 1, "drop": 0, "drop_after": 1,
-                                                   "malformed_json": 0, "rate_limit": 0}
+    assert httpx.get(admin).json()["injected"] == {"http_500": 1, "delay": 1, "delay_after": 0, "drop": 0,
+                                                   "drop_after": 1, "malformed_json": 0, "rate_limit": 0}
     httpx.post(admin, json={"clear": True, "rules": [{"kind": "rate_limit", "probability": 1.0}]})
     assert client.get(QUOTA).json()["code"] == 1005
     assert httpx.delete(admin).json() == {"rules": []}

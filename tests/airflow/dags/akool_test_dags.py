@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 
-from akool_flows.airflow.operators import (AkoolJobOperator, AkoolModerationOperator, AkoolTalkingPhotoOperator,
-                                        AkoolTtsOperator)
+from akool_flows.airflow.operators import (AkoolFaceswapImageOperator, AkoolJobOperator, AkoolModerationOperator,
+                                          AkoolTalkingPhotoOperator, AkoolTtsOperator)
 from akool_flows.airflow.sensors import AkoolJobSensor
 
 PHOTO = "https://example.com/portrait.jpg"
@@ -39,8 +39,8 @@ with DAG(dag_id="akool_test_killed_during_create_resubmit", schedule=None, start
 with DAG(dag_id="akool_test_submit_then_sense", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
     submit = AkoolTalkingPhotoOperator(task_id="submit", talking_photo_url=PHOTO, audio_url=AUDIO,
                                        wait_for_completion=False)
-    AkoolJobSensor(task_id="sense", kind="talking_photo", job_id=submit.output["job_id"], deferrable=True,
-                   poke_interval=0.2, timeout=60)
+    submit >> AkoolJobSensor(task_id="sense", kind="talking_photo", job_id="{{ ti.xcom_pull('submit')['job_id'] }}",
+                             deferrable=True, poke_interval=0.2, timeout=60)
 
 with DAG(dag_id="akool_test_job_fails", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
     AkoolTalkingPhotoOperator(task_id="animate", talking_photo_url="https://example.com/sandbox-fail.jpg",
@@ -83,3 +83,12 @@ with DAG(dag_id="akool_test_many_deferred", schedule=None, start_date=datetime(2
                                     timeout=timedelta(minutes=10), max_active_tis_per_dagrun=1000).expand(
         content=[f"comment number {i}, have a nice day" for i in range(int(__import__("os").environ.get(
             "AKOOL_TEST_DEFERRED_TASKS", "500")))])
+
+# One new face swapped onto many posters (dynamic task mapping): the shared face is detected once
+# for all the tasks, each poster once. Also the creates/s measurement of bench/README.md.
+with DAG(dag_id="akool_test_faceswap_mapped", schedule=None, start_date=datetime(2026, 1, 1), catchup=False,
+         max_active_tasks=256):
+    AkoolFaceswapImageOperator.partial(task_id="swap", sourceImage=["https://example.com/mapped-new-face.jpg"],
+                                       deferrable=False, poll_interval=0.2, max_active_tis_per_dagrun=256).expand(
+        modifyImage=[f"https://example.com/poster-{i}.jpg" for i in range(int(__import__("os").environ.get(
+            "AKOOL_TEST_FACESWAP_TASKS", "4")))])
