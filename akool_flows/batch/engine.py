@@ -407,20 +407,10 @@ class Run:
 
     # --- progress ----------------------------------------------------------------------------------
 
-    def progress_snapshot(self, done: bool = False) -> Progress:
-        c = self.rows.counts
-        return Progress(total=self.rows.n, submitted=self.submitted_count, completed=c["completed"],
-                        failed=c["failed"], rejected=c["rejected"], uncertain=c["uncertain"],
-                        cancelled=c["cancelled"], timed_out=c["timed_out"], left_running=c["submitted"],
-                        in_flight=len(self.sched.inflight), credits=round(self.budget.committed, 6),
-                        credits_new=round(self.budget.new, 6), credits_earlier=round(self.budget.earlier, 6),
-                        elapsed=time.monotonic() - self.t_start, done=done, stopped_by=self.stopped_by,
-                        rate=round(self.rate.rate, 1), refused_calls=self.rate.refused - self.refused_start)
-
     def report(self, done: bool = False) -> None:
         if self.opts.progress is None:
             return
         try:
-            self.opts.progress(self.progress_snapshot(done))
+            self.opts.progress(Progress.of_run(self, done))
         except Exception:  # noqa: BLE001 - a broken progress display must not break a paid batch
             log.warning("progress callback failed", exc_info=True)

@@ -46,6 +46,18 @@ class Progress:
     #: Calls answered "too frequent" (1005 / 429) during this run: what finding the pace cost.
     refused_calls: int = 0
 
+    @classmethod
+    def of_run(cls, run: Any, done: bool = False) -> Progress:
+        """The figures of a running `engine.Run` now."""
+        c = run.rows.counts
+        return cls(total=run.rows.n, submitted=run.submitted_count, completed=c["completed"],
+                   failed=c["failed"], rejected=c["rejected"], uncertain=c["uncertain"],
+                   cancelled=c["cancelled"], timed_out=c["timed_out"], left_running=c["submitted"],
+                   in_flight=len(run.sched.inflight), credits=round(run.budget.committed, 6),
+                   credits_new=round(run.budget.new, 6), credits_earlier=round(run.budget.earlier, 6),
+                   elapsed=time.monotonic() - run.t_start, done=done, stopped_by=run.stopped_by,
+                   rate=round(run.rate.rate, 1), refused_calls=run.rate.refused - run.refused_start)
+
     @property
     def finished(self) -> int:
         """Rows with an outcome (terminal for this run)."""

@@ -27,8 +27,14 @@ from akool_flows.cli.batch_input import (
     check_output_paths,
     parse_assignments,
     read_table,
+    runs_in_chunks,
 )
-from akool_flows.cli.batch_output import print_plan, print_results, print_summary, visible
+from akool_flows.cli.batch_output import (
+    print_plan,
+    print_results,
+    print_summary,
+    visible,
+)
 
 EXIT_INTERRUPTED = 130
 _TYPES = {"image": 1, "video": 2, "audio": 3, "text": 4}
@@ -182,7 +188,14 @@ def _execute(args: argparse.Namespace, kind: str, df: Any, *, columns: Any = Non
     import asyncio
 
     from akool_flows.api.errors import AkoolError
-    from akool_flows.batch import BatchOptions, Ledger, ProgressPrinter, arun_batch, plan_batch, write_table
+    from akool_flows.batch import (
+        BatchOptions,
+        Ledger,
+        ProgressPrinter,
+        arun_batch,
+        plan_batch,
+        write_table,
+    )
     from akool_flows.batch.artifacts import download_policy
     from akool_flows.batch.chunked import arun_chunks
     from akool_flows.batch.plan_stream import summarize_plan
@@ -214,7 +227,7 @@ def _execute(args: argparse.Namespace, kind: str, df: Any, *, columns: Any = Non
             plan_kwargs = dict(columns=columns, defaults=defaults, cost_table=cost_table, durations=durations,
                                dedupe=not args.allow_duplicates, max_cell_chars=args.max_cell_chars, stage=stage,
                                strict_fields=args.strict_fields)
-            chunked = isinstance(df, TableChunks) and (args.dry_run or _in_chunks(args, kind, df))
+            chunked = isinstance(df, TableChunks) and (args.dry_run or runs_in_chunks(args, kind, df))
             if chunked:  # the figures, the input a chunk at a time
                 plan = summarize_plan(df, kind, ledger=str(ledger_path) if led is not None else None, workers=0,
                                       **plan_kwargs)
@@ -333,25 +346,9 @@ def _guard(fn: Any) -> Any:
     return wrapper
 
 
-def _input(args: argparse.Namespace) -> Any:
-    """The input, read a chunk at a time when it is big (see `_in_chunks`)."""
-    return TableChunks(args.input, args.encoding)
-
-
-def _in_chunks(args: argparse.Namespace, kind: str, table: TableChunks) -> bool:
-    """Whether a run goes a chunk at a time (flat memory): an input bigger than one chunk, CSV
-    results, one batch id per chunk (so not a given ``--batch-id``), one result row per input
-    row (not a kind that splits a row per language)."""
-    from akool_flows.api.kinds import get_kind
-
-    csv_out = all(p is None or Path(p).suffix.lower() == ".csv" for p in (args.out, args.cost_log))
-    return (csv_out and args.batch_id is None and get_kind(kind).split_field is None
-            and table.exceeds_one_chunk())
-
-
 @_guard
 def run_moderate(args: argparse.Namespace) -> int:
-    df = _input(args)
+    df = TableChunks(args.input, args.encoding)
     check_column(df, args.column, "--column")
     if args.duration_column:
         check_column(df, args.duration_column, "--duration-column")
@@ -393,7 +390,7 @@ def run_generic(args: argparse.Namespace) -> int:
     from akool_flows.api.kinds import get_kind
 
     kind = get_kind(args.kind)
-    df = _input(args)
+    df = TableChunks(args.input, args.encoding)
     mapping = parse_assignments(args.map, "--map", json_values=False)
     for column in mapping.values():
         check_column(df, column, "--map")

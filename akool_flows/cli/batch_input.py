@@ -6,11 +6,11 @@ from __future__ import annotations
 import io
 import json
 import os
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-__all__ = ["InputFileError", "read_table", "TableChunks", "check_column", "parse_assignments", "check_output_paths"]
+__all__ = ["InputFileError", "read_table", "TableChunks", "runs_in_chunks", "check_column", "parse_assignments", "check_output_paths"]
 
 
 class InputFileError(Exception):
@@ -170,6 +170,17 @@ class TableChunks:
     def read_all(self) -> Any:
         """The whole input as one DataFrame (what `read_table` returns)."""
         return read_table(self.path, self.given_encoding)
+
+
+def runs_in_chunks(args: Any, kind: str, table: TableChunks) -> bool:
+    """Whether a CLI run goes a chunk at a time (flat memory): an input bigger than one chunk, CSV
+    results, one batch id per chunk (so not a given ``--batch-id``), one result row per input
+    row (not a kind that splits a row per language)."""
+    from akool_flows.api.kinds import get_kind
+
+    csv_out = all(p is None or Path(p).suffix.lower() == ".csv" for p in (args.out, args.cost_log))
+    return (csv_out and args.batch_id is None and get_kind(kind).split_field is None
+            and table.exceeds_one_chunk())
 
 
 def _same_file(a: Path, b: Path) -> bool:
