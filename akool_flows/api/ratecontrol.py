@@ -101,11 +101,10 @@ class RateController:
         self.floor, self.ceiling, self.increase, self.decrease = floor, ceiling, increase, decrease
         self._clock = clock
         self._lock = threading.Lock()
-        remembered = _STORE.load(key) if key is not None and initial is None else None
-        start = initial if initial is not None else remembered if remembered is not None else DEFAULT_INITIAL
-        self.rate = min(ceiling, max(floor, float(start)))
-        #: Slow start until this rate: none above a remembered one (it is known to be near the limit).
-        self.ssthresh = self.rate if remembered is not None else math.inf
+        self._given = initial is not None
+        self.rate = min(ceiling, max(floor, float(initial if initial is not None else DEFAULT_INITIAL)))
+        #: Slow start until this rate (none above a remembered one: it is known to be near the limit).
+        self.ssthresh = math.inf
         self._next = 0.0
         self._paused_until = 0.0
         self._epoch = 0
@@ -116,9 +115,19 @@ class RateController:
         self.latency = 0.0
         self.accepted = 0
         self.refused = 0
+        self._start_from_memory()
 
     def __repr__(self) -> str:
         return f"RateController(rate={self.rate:.1f}/s, accepted={self.accepted}, refused={self.refused})"
+
+    def _start_from_memory(self) -> None:
+        """Start from the rate remembered for the credential, unless given one or already sending
+        (a client made before the runner named the state file still starts from it)."""
+        if self._given or self.key is None or self.accepted or self.refused:
+            return
+        remembered = _STORE.load(self.key)
+        if remembered is not None:
+            self.rate = self.ssthresh = min(self.ceiling, max(self.floor, remembered))
 
     # --- pacing --------------------------------------------------------------------------------
 
@@ -273,6 +282,11 @@ def remember_rates(path: str | os.PathLike[str] | None) -> None:
     """Remember good rates in ``path`` (None: only for the life of the process). A controller
     made after this starts from the rate remembered there for its credential."""
     _STORE.path = None if path is None else Path(path)
+    with _REGISTRY_LOCK:
+        controllers = list(_REGISTRY.values())
+    for ctl in controllers:
+        with ctl._lock:
+            ctl._start_from_memory()
 
 
 def remembering() -> Path | None:

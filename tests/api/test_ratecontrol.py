@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+import time
 
 import pytest
 
@@ -185,3 +186,28 @@ def test_bursts_far_below_the_pace_do_not_grow_it():
         for _, epoch in tickets:
             ctl.record(epoch, clock.t - 0.01, refused=False)
     assert ctl.rate == 500.0
+
+
+def test_a_client_made_before_the_state_file_is_named_still_starts_from_the_remembered_rate(tmp_path):
+    """The runner names the state file when a batch starts; a client the caller made earlier
+    (``arun_batch(..., client=...)``, the bench, a notebook) already has its controller. It must
+    still start from the remembered pace - a late-joining process otherwise starts from the
+    default and leaves the account to the process that was there first for longer."""
+    key = rc.credential_key("http://sandbox.invalid", "tok-remember")
+    state = tmp_path / "rates.json"
+    state.write_text(json.dumps({key: {"rate": 180.0, "at": time.time()}}))
+    ctl = rc.controller_for(key)  # made first, as the client does
+    try:
+        assert ctl.rate == rc.DEFAULT_INITIAL
+        rc.remember_rates(state)
+        assert ctl.rate == 180.0 and ctl.ssthresh == 180.0
+        # One that has already sent keeps its own pace: it has measured, the file has not.
+        other = rc.controller_for(rc.credential_key("http://sandbox.invalid", "tok-busy"))
+        other.record(other.acquire()[1], 0.0, refused=False)
+        state.write_text(json.dumps({other.key: {"rate": 180.0, "at": time.time()}}))
+        rc.remember_rates(state)
+        assert other.rate == rc.DEFAULT_INITIAL
+    finally:
+        rc.remember_rates(None)
+        rc._REGISTRY.pop(key, None)
+        rc._REGISTRY.pop(rc.credential_key("http://sandbox.invalid", "tok-busy"), None)
