@@ -19,13 +19,14 @@ process shares one `RateController`:
 
 Two processes on one account each see refusals in proportion to what they send and grow by the
 same step, so they converge to a fair share without talking to each other (the AIMD argument).
-How fast is the catch: each refusal cycle shrinks the gap between them to `DECREASE` of it, and a
-cycle lasts about ``(1 - DECREASE) x limit / (processes x INCREASE)`` plus the time to drain the
-server's burst. With x0.85 and +5/s per second a process joining a 300/s account 10 s late still
-had 0.62 of a fair share 30 s later (simulation, tests/api/test_ratecontrol.py); x0.7 and +8/s
-halve the gap about three times as fast, with no more refusals (the deeper cut makes the cycles
-fewer). A newcomer's first refusal comes within a second of its start: measured over a full
-second its accepted rate looked a fraction of what it was, and it crawled up from there.
+How fast they get there: each refusal cycle shrinks the gap between them to `DECREASE` of it, and
+a cycle lasts about ``(1 - DECREASE) x limit / (processes x INCREASE)`` plus the time to drain the
+server's burst, so a late joiner's catch-up slows with the pace. With x0.85 and +5/s per second a
+process joining a 300/s account 10 s after another had 0.62 of a fair share over the next 30 s
+(the simulation in tests/api/test_ratecontrol.py); with x0.7 and +8/s the gap shrinks about twice
+as fast per second, with no more refusals (deeper cuts, fewer cycles). And a newcomer's first
+refusal comes within a second of its start: counted over a full second, its accepted rate looked
+a fraction of what it was, and it crawled up from there (now 0.98 of its share in that case).
 
 The last good rate is remembered per credential - keyed by a hash, never the credential - in a
 small JSON file (`remember_rates`; the batch runner points it at the user's state directory), so
