@@ -23,10 +23,11 @@ How fast they get there: each refusal cycle shrinks the gap between them to `DEC
 a cycle lasts about ``(1 - DECREASE) x limit / (processes x INCREASE)`` plus the time to drain the
 server's burst, so a late joiner's catch-up slows with the pace. With x0.85 and +5/s per second a
 process joining a 300/s account 10 s after another had 0.62 of a fair share over the next 30 s
-(the simulation in tests/api/test_ratecontrol.py); with x0.7 and +8/s the gap shrinks nearly twice
-as fast per second (x0.7 per cycle, cycles ~1.25x as long), with no more refusals (deeper cuts, fewer cycles). And a newcomer's first
-refusal comes within a second of its start: counted over a full second, its accepted rate looked
-a fraction of what it was, and it crawled up from there (now within 2% of its share there).
+(the simulation in tests/api/test_ratecontrol.py); with x0.7 and +8/s the gap shrinks nearly
+twice as fast per second (x0.7 per cycle, cycles ~1.25x as long), with no more refusals (deeper
+cuts, fewer cycles). And a newcomer's first refusal comes within a second of its start: counted
+over a full second, its accepted rate looked a fraction of what it was, and it crawled up from
+there (now within 2% of its share there).
 
 The last good rate is remembered per credential - keyed by a hash, never the credential - in a
 small JSON file (`remember_rates`; the batch runner points it at the user's state directory), so
