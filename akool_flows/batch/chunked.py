@@ -65,7 +65,6 @@ async def arun_chunks(chunks: Iterable[pd.DataFrame], kind: str, *, results_path
     out = ChunkedCsv(results_path)
     costs_out = ChunkedCsv(cost_log_path) if cost_log_path is not None else None
     totals = _Totals(options)
-    seen: set[bytes] = set()  # keys of requests sent by earlier chunks: 16 bytes each
     head: list[pd.DataFrame] = []
     cost_head: list[pd.DataFrame] = []
     with Ledger(ledger) as led:
@@ -77,7 +76,7 @@ async def arun_chunks(chunks: Iterable[pd.DataFrame], kind: str, *, results_path
                 else:
                     opts = dataclasses.replace(options, results_path=None, budget_credits=totals.budget_left())
                     result = await arun_batch(plan, client=client, ledger=led, options=opts)
-                    results = _mark_repeats(result.results, plan, seen)
+                    results = _mark_repeats(result.results, plan, led, set(totals.batches))
                     totals.add(result)
                 out.add(results)
                 costs = cost_log(results, options.usd_per_credit).iloc[:-1]  # the TOTAL row comes last
@@ -106,23 +105,18 @@ async def arun_chunks(chunks: Iterable[pd.DataFrame], kind: str, *, results_path
     return BatchResult(results=results, cost_log=costs, summary=summary)
 
 
-def _mark_repeats(results: pd.DataFrame, plan: Any, seen: set[bytes]) -> pd.DataFrame:
-    """Rows whose request an earlier chunk sent: the ledger adopted that job (nothing was sent
-    again); say so, and count its cost once, on the earlier row (as copies in one run share it)."""
-    repeats: list[int] = []
-    fresh: list[bytes] = []
-    for i, (key, ok) in enumerate(zip(plan.keys, plan.valid)):
-        if ok and len(key) == 32:
-            digest = bytes.fromhex(key)
-            if digest in seen:
-                repeats.append(i)
-            else:
-                fresh.append(digest)
-    seen.update(fresh)
+def _mark_repeats(results: pd.DataFrame, plan: Any, ledger: Ledger, earlier: set[str]) -> pd.DataFrame:
+    """Rows whose request an earlier chunk of this run sent: the ledger adopted that job (nothing
+    was sent again); say so, and count its cost once, on the earlier row (as copies in one run
+    share it). The ledger says which batches hold the job, so nothing grows with the row count."""
+    kind = plan.kind.name
+    repeats = {i for i, (key, ok, job, paid) in enumerate(zip(plan.keys, plan.valid, results["job_id"],
+                                                              results["paid_in"]))
+               if ok and paid == "earlier run" and isinstance(job, str)
+               and not ledger.batches_holding(kind, key, job).isdisjoint(earlier)}
     if not repeats:
         return results
-    hit = set(repeats)
-    rows = [i for i, orig in enumerate(plan.duplicate_of) if i in hit or orig in hit]
+    rows = [i for i, orig in enumerate(plan.duplicate_of) if i in repeats or orig in repeats]
     results = results.copy()
     where = results.index[rows]
     results.loc[where, ["credits", "est_credits"]] = 0.0

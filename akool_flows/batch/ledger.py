@@ -93,6 +93,11 @@ class Ledger(LedgerClaims):
                            (batch_id, row_key)).fetchone()
         return LedgerRow(*found) if found else None
 
+    def batches_holding(self, kind: str, row_key: str, job_id: str) -> set[str]:
+        """Every batch whose row of this request carries this job (its creator and adopters)."""
+        cur = self._exec("SELECT batch_id FROM jobs WHERE kind=? AND row_key=? AND job_id=?", (kind, row_key, job_id))
+        return {r[0] for r in cur.fetchall()}
+
     # --- row transitions (one autocommit each: durable before the next network call) -------------
 
     def mark_intent(self, batch_id: str, row_key: str, at: float) -> None:
