@@ -152,3 +152,34 @@ def test_rows_after_a_stop_are_cancelled_with_a_note_and_rejections_kept(tmp_pat
     assert late["outcome"] == "cancelled" and "not reached: the run stopped (budget)" in late["note"]
     assert out.loc[4, "outcome"] == "rejected" and "content" in out.loc[4, "error_message"]
     assert s["counts"]["cancelled"] == 34 and s["credits"] == pytest.approx(0.5)
+
+
+def test_a_run_in_chunks_refuses_what_it_cannot_keep_before_sending(tmp_path, sandbox):
+    import asyncio
+
+    from akool_flows.batch import BatchOptions, BudgetError, arun_chunks, summarize_plan
+    from akool_flows.batch.errors import BatchInputError
+    from akool_flows.batch.plan_stream import frames
+
+    df = pd.DataFrame({"text": ["https://example.com/a.txt", "plain words"]})  # a URL: price unknown
+    kw = dict(columns={"content": "text"}, defaults={"type": 4})
+    whole = summarize_plan(frames(df, 1), "moderation", **kw)
+
+    def run(path, **options):
+        return asyncio.run(arun_chunks(frames(df, 1), "moderation", results_path=path, ledger=tmp_path / "l.sqlite",
+                                       client=None, options=BatchOptions(**options), estimate=whole.estimate, **kw))
+
+    with pytest.raises(BatchInputError, match="results_path"):
+        run(tmp_path / "out.parquet")
+    with pytest.raises(BudgetError, match="max_credits_per_row"):
+        run(tmp_path / "out.csv", budget_credits=5)
+    assert sandbox.stats()["creates"] == 0 and not (tmp_path / "out.csv").exists()
+
+
+def test_rejected_rows_of_chunks_not_reached_stay_rejected(tmp_path, sandbox):
+    df = _frame()
+    df.loc[33, "text"] = ""  # a rejection in a chunk the budget never reaches
+    result, _ = _run_chunks(sandbox, tmp_path, df, budget_credits=0.5)
+    out = pd.read_csv(tmp_path / "out.csv").set_index("input_index")
+    assert out.loc[33, "outcome"] == "rejected" and "content" in out.loc[33, "error_message"]
+    assert result.summary["counts"]["rejected"] == 2
