@@ -26,6 +26,7 @@ from akool_flows.api.errors import ValidationError
 from akool_flows.api.faces import planned_body
 from akool_flows.api.kinds import JobKind, get_kind
 from akool_flows.api.unknown_fields import may_nest as _may_nest
+from akool_flows.batch.cost import estimate_row
 from akool_flows.batch.staging import STAGED_PLACEHOLDER, file_sources
 
 __all__ = ["RowPlanner", "row_key_for", "is_missing", "python_value", "duration_of"]
@@ -182,13 +183,8 @@ class RowPlanner:
         self._direct = not kind.face_fields and not _may_nest(model)
         self._validate = model.__pydantic_validator__.validate_python
         self._dump = model.__pydantic_serializer__.to_python
-        # Where a price the docs do not publish comes from is the same for every row.
-        if kind.name in cost_table:
-            self._fallback: tuple[float | None, str] = (cost_table[kind.name], "cost_table")
-        elif observed is not None:
-            self._fallback = (observed, "observed")
-        else:
-            self._fallback = (None, "unknown")
+        self.cost_table = cost_table
+        self.observed = observed
         self.defaults = dict(defaults)
         # Defaults are cleaned once; a default that would reject a row is cleaned per row (the row
         # may override it, and the message must name it only when it is used).
@@ -264,15 +260,6 @@ class RowPlanner:
             return None
         return self._dump(model, by_alias=True, exclude_none=True, mode="json")
 
-    def price(self, body: Mapping[str, Any], duration: Any) -> tuple[float | None, str]:
-        """`batch.cost.estimate_row`, with what is the same for every row worked out once."""
-        price = self.kind.price
-        if price is not None:
-            credits = price(body, None if duration is None else duration_of(duration))
-            if credits is not None:
-                return float(credits), "price_list"
-        return self._fallback
-
     def plan(self, mapped: Mapping[str, Any] | None, failure: str | None,
              duration: Any = None) -> tuple[str, dict[str, Any], str | None, float | None, str | None]:
         """``(key, body, error, credits, cost source)`` of one row; ``failure`` is why the row
@@ -285,7 +272,8 @@ class RowPlanner:
         key = _key_of(self.kind.name, body)
         if error is not None:
             return key, body, error, None, None
-        credits, source = self.price(body, duration)
+        credits, source = estimate_row(self.kind, body, duration_seconds=None if duration is None
+                                       else duration_of(duration), cost_table=self.cost_table, observed=self.observed)
         return key, body, None, credits, source
 
 
