@@ -138,8 +138,7 @@ def _not_reached(plan: Any, stopped_by: str) -> pd.DataFrame:
             rows.note[i] = f"not reached: the run stopped ({stopped_by}) before this row's chunk; nothing sent"
             rows.set_outcome(i, "cancelled")
         else:
-            rows.error[i] = (None, plan.errors[i] or "invalid")
-            rows.set_outcome(i, "rejected")
+            rows.reject(i)
     return rows.frame()
 
 

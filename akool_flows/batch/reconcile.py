@@ -60,8 +60,7 @@ def reconcile(run: Run) -> None:
         if plan.duplicate_of[i] is not None:
             continue  # mirrors its original
         if not plan.valid[i]:
-            rows.error[i] = (None, plan.errors[i] or "invalid")
-            rows.set_outcome(i, "rejected")
+            rows.reject(i)
             continue
         load_row(run, i, known[plan.keys[i]], resumed=True)
 

@@ -57,6 +57,11 @@ class RowTable:
             if self.incremental is not None:
                 self.incremental.add(self.row_dict(j))
 
+    def reject(self, i: int) -> None:
+        """A row the plan rejected: nothing is sent, its error is the plan's."""
+        self.error[i] = (None, self.plan.errors[i] or "invalid")
+        self.set_outcome(i, "rejected")
+
     def est(self, i: int, ceiling: float | None = None) -> float:
         """The row's estimate; for a row of unknown price, the user's per-row ceiling (else 0)."""
         value = self.plan.est[i]
