@@ -47,12 +47,7 @@ airflow db migrate > "$LOG_DIR/db-migrate.log" 2>&1 || { tail -n 30 "$LOG_DIR/db
 write_connection "$AIRFLOW_HOME/akool-connections.json" "The local Akool sandbox (make airflow-celery)"
 import_connection "$AIRFLOW_HOME/akool-connections.json"
 
-cd "$AIRFLOW_HOME"  # not the repo: its *.egg-info would make Airflow see the provider twice
-start_sandbox
-start_part api-server airflow api-server
-wait_http api-server "http://127.0.0.1:$PORT/api/v2/monitor/health" 180
-start_part scheduler airflow scheduler --skip-serve-logs
-start_part triggerer airflow triggerer --skip-serve-logs
+start_core_parts
 for i in $(seq 1 "$WORKERS"); do
   start_part "worker-$i" airflow celery worker --skip-serve-logs --celery-hostname "worker$i@%h" \
     --concurrency "$CONCURRENCY" --without-gossip --without-mingle

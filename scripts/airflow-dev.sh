@@ -54,12 +54,7 @@ cat <<EOF
 [akool] Drop CSVs with a "text" column into $INCOMING for akool_bulk_moderation.
 [akool] Webhooks: the sandbox calls http://127.0.0.1:$PORT/akool/webhook/<token>; deferred tasks finish from them.
 EOF
-cd "$AIRFLOW_HOME"  # not the repo: its *.egg-info would make Airflow see the provider twice
-start_sandbox
-start_part api-server airflow api-server
-wait_http api-server "http://127.0.0.1:$PORT/api/v2/monitor/health" 180
-start_part scheduler airflow scheduler --skip-serve-logs
-start_part triggerer airflow triggerer --skip-serve-logs
+start_core_parts
 start_part dag-processor airflow dag-processor
 log "ready: UI http://127.0.0.1:$PORT; logs in $LOG_DIR/<part>.log"
 supervise

@@ -123,6 +123,15 @@ start_sandbox() {
   wait_http sandbox "http://127.0.0.1:$SANDBOX_PORT/_sandbox/health" 60
 }
 
+start_core_parts() {  # sandbox, then API server (waited for), scheduler, triggerer: both setups, in order
+  cd "$AIRFLOW_HOME"  # not the repo: its *.egg-info would make Airflow see the provider twice
+  start_sandbox
+  start_part api-server airflow api-server
+  wait_http api-server "http://127.0.0.1:$PORT/api/v2/monitor/health" 180
+  start_part scheduler airflow scheduler --skip-serve-logs
+  start_part triggerer airflow triggerer --skip-serve-logs
+}
+
 airflow_env() {  # what both setups share: local-only API server, every user admin, the example DAGs
   export AIRFLOW__CORE__DAGS_FOLDER="${AIRFLOW__CORE__DAGS_FOLDER:-$REPO/dags}"
   export AIRFLOW__CORE__LOAD_EXAMPLES=False
