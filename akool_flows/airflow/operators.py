@@ -31,10 +31,9 @@ more and no less; they are ordinary importable classes with real signatures, doc
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -48,7 +47,7 @@ from akool_flows.airflow.submission import SubmissionMixin
 # AkoolJobFailedException and job_result are part of this module's interface since the first release.
 from akool_flows.airflow.outcomes import AkoolJobFailedException, finished_result, job_result
 from akool_flows.airflow.outcomes import finished_results, part_results, parts_of, resumed_parts
-from akool_flows.airflow.state import SentMark, SubmissionGuard, request_fingerprint
+from akool_flows.airflow.state import SubmissionGuard, request_fingerprint
 from akool_flows.api.errors import AkoolError, ValidationError
 from akool_flows.api.jobs import Job, JobStatus
 from akool_flows.api.kinds import KINDS, JobKind, get_kind
@@ -186,9 +185,8 @@ class AkoolJobOperator(SubmissionMixin, BaseOperator):
         guard = SubmissionGuard(context.get("task_state_store"), log=self.log,
                                 try_number=getattr(ti, "try_number", None))
         store = self._event_store(kind)
-        self._sent = SentMark()
         try:
-            with self._client(store) as client:
+            with self.hook.get_client(event_store=store) as client:
                 job, status = self._reattach_or_submit(context, kind, fields, fingerprint, guard, client)
                 self._job = job
                 if len(job.jobs) > 1 or job.refused:
@@ -216,19 +214,6 @@ class AkoolJobOperator(SubmissionMixin, BaseOperator):
         deadline = time.monotonic() + self.timeout if self.timeout else None
         statuses = {j.job_id: self._wait_in_worker(client, j, store, deadline) for j in job.jobs}
         return finished_results(part_results(self.kind, parts, statuses), ti=ti, log=self.log)
-
-    @contextlib.contextmanager
-    def _client(self, store: Any) -> Iterator[Any]:
-        """The task's client; its HTTP requests pass `self._sent`, which marks the create as sent."""
-        import httpx
-
-        http = httpx.Client(timeout=self.hook.client_kwargs.get("timeout", 30.0),
-                            event_hooks={"request": [self._sent]})
-        try:
-            with self.hook.get_client(event_store=store, http_client=http) as client:
-                yield client
-        finally:
-            http.close()
 
     def _prevalidate(self, kind: JobKind, fields: dict[str, Any]) -> None:
         if self.detect_faces:

@@ -161,25 +161,3 @@ class SubmissionGuard:
             self.store.set(self.key, record.to_json(), retention=NEVER_EXPIRE)
         else:
             self.store.set(self.key, record.to_json())
-
-
-class SentMark:
-    """An httpx ``request`` event hook: calls the armed callback once, when the armed create
-    request is handed to the transport (after any token exchange, rate-limit wait or face
-    detect call, which send nothing that costs)."""
-
-    def __init__(self) -> None:
-        self._path: str | None = None
-        self._callback: Any = None
-
-    def arm(self, create_path: str, callback: Any) -> None:
-        self._path, self._callback = create_path, callback
-
-    def disarm(self) -> None:
-        self._path = self._callback = None
-
-    def __call__(self, request: Any) -> None:
-        if self._path and request.method == "POST" and request.url.path.endswith(self._path):
-            callback = self._callback
-            self.disarm()
-            callback()

@@ -14,6 +14,7 @@ from akool_flows.airflow.state import SubmissionGuard, SubmissionRecord, intent_
 from akool_flows.api.errors import AkoolError, NotFoundError, ValidationError, create_may_have_happened
 from akool_flows.api.jobs import Job, JobStatus
 from akool_flows.api.kinds import JobKind
+from akool_flows.api.sending import when_create_sent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -23,7 +24,7 @@ __all__ = ["SubmissionMixin"]
 
 class SubmissionMixin:
     """The submit side of `AkoolJobOperator` (uses its ``hook``, ``log``, ``detect_faces``,
-    ``resubmit_uncertain`` and ``_sent``)."""
+    and ``resubmit_uncertain``)."""
 
     def _reattach_or_submit(self, context: Context, kind: JobKind, fields: dict[str, Any], fingerprint: str,
                             guard: SubmissionGuard, client: Any) -> tuple[Job, JobStatus | None]:
@@ -112,9 +113,9 @@ class SubmissionMixin:
         except ValidationError as exc:
             raise AirflowFailException(f"invalid {kind.name} request: {exc}") from None
         guard.record_intent(kind.name, fingerprint, key if "webhookUrl" in fields else None)
-        self._sent.arm(kind.create_path, guard.record_sent)
         try:
-            job = client.submit(kind.name, **fields)
+            with when_create_sent(guard.record_sent):
+                job = client.submit(kind.name, **fields)
         except AkoolError as exc:
             if create_may_have_happened(exc):
                 # Leave the intent in place: the next try must not pay again blindly.
@@ -126,8 +127,6 @@ class SubmissionMixin:
             if exc.retryable:
                 raise
             raise AirflowFailException(f"Akool refused the {kind.name} job: {exc}") from None
-        finally:
-            self._sent.disarm()
         # Anything else (a kill, a bug) propagates with the intent still recorded: the job may exist.
         several = len(job.jobs) > 1 or bool(job.refused)
         guard.record_submitted(kind.name, fingerprint, job.job_id, job.task_id, parts_of(job) if several else None)

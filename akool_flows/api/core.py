@@ -58,6 +58,8 @@ class Send:
     params: Mapping[str, Any] | None
     json: Any
     headers: Mapping[str, str]
+    #: A create call: the driver tells `api.sending` before it is handed to the sender.
+    creates: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +211,8 @@ class ClientCore:
             self.request_count += 1
             sent = time.monotonic()
             try:
-                raw = yield Send(call.method, self._url(call), call.params, call.body, self._headers(call))
+                raw = yield Send(call.method, self._url(call), call.params, call.body, self._headers(call),
+                                 call.creates)
                 data = check_envelope(call, raw)
             except AkoolError as exc:
                 refused = isinstance(exc, RateLimitError)

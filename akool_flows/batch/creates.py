@@ -2,7 +2,8 @@
 what a failure means (`outcomes.classify_create_failure`) and apply it.
 
 The order is the money rule: the intent is durable (and fenced by the lease, and shared with
-other batches of the ledger) before the request leaves; the job id is recorded right after.
+other batches of the ledger) before the request is built, marked sent as it is handed to the
+transport, and the job id is recorded right after.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 from akool_flows.api.errors import AkoolError, MalformedResponseError, error_from_code
 from akool_flows.api.faces import afill_faces_with, needs_detection
 from akool_flows.api.jobs import Job
+from akool_flows.api.sending import when_create_sent
 from akool_flows.batch.errors import LeaseLostError, LedgerError
 from akool_flows.batch.groups import jobs_by_value
 from akool_flows.batch.outcomes import classify_create_failure, refusal_backoff
@@ -61,9 +63,17 @@ async def submit_row(run: Run, i: int) -> None:
         body = {**body, "webhookUrl": callback_url(run, run.plan.keys[i]) if len(sending) == 1
                 else run.opts.webhook_url}
     try:
-        job = await run.client.submit(run.kind.name, **body)
+        with when_create_sent(_SentMark(run, sending)):
+            job = await run.client.submit(run.kind.name, **body)
     except asyncio.CancelledError:
-        raise  # the intents stay: a rerun reports these rows as uncertain
+        raise  # the intents stay: a rerun submits the rows never sent, reports the others as uncertain
+    except _NotRecorded as exc:
+        for j in sending:
+            run.budget.release(run.est(j))
+            run.rows.error[j] = (None, "not submitted: the ledger could not record the send")
+            run.rows.set_outcome(j, "cancelled")
+        run.abort("recording a create's send in the ledger", exc.__cause__ or exc)
+        return
     except Exception as exc:  # noqa: BLE001 - AkoolError, or unknown after sending: the job may exist
         if not isinstance(exc, AkoolError):
             log.exception("unexpected error creating row %s", run.plan.keys[i])
@@ -88,6 +98,29 @@ async def submit_row(run: Run, i: int) -> None:
         else:  # paid for all values, answered fewer: that job may exist under an id we never saw
             _create_failed(run, j, MalformedResponseError(
                 f"the create answer lists no job for {field}={run.plan.group_value[j]!r}"))
+
+
+class _NotRecorded(Exception):
+    """The ledger could not record that a create is leaving: it is not sent."""
+
+
+class _SentMark:
+    """Marks the claimed rows' intents as sent when their create is handed to the transport
+    (`api.sending`): a run that dies before that leaves intents a rerun may submit again."""
+
+    def __init__(self, run: Run, rows: list[int]) -> None:
+        self.run, self.rows, self.done = run, rows, False
+
+    def __call__(self) -> None:
+        if self.done:  # a retried attempt of the same create
+            return
+        at = time.time()
+        try:
+            for j in self.rows:
+                self.run.ledger.mark_sent(self.run.batch_id, self.run.plan.keys[j], at)
+        except (LedgerError, OSError) as exc:
+            raise _NotRecorded() from exc
+        self.done = True
 
 
 def _claim(run: Run, i: int) -> bool:

@@ -8,8 +8,9 @@ Airflow retry then knows, for every row:
 =============  ==================================================================================
 ``pending``    never sent, or proven not created (refused with a business code, connection never
                opened, stopped by budget/cancel) - a rerun submits it
-``intent``     a create call was in flight when the process died - its job may exist; a rerun
-               reports it as ``uncertain``
+``intent``     a create call was about to be sent or in flight when the process died - if it
+               was handed to the transport (``sent_at``) its job may exist and a rerun reports
+               it as ``uncertain``; if not, the rerun submits it
 ``uncertain``  the create call failed in a way that does not tell (timeout, 5xx, dropped
                connection, unreadable answer) - reported, resubmitted only when asked
 ``submitted``  has an ``_id`` - a rerun polls it (polling is free)
@@ -103,8 +104,8 @@ class Ledger(LedgerClaims):
     def mark_intent(self, batch_id: str, row_key: str, at: float) -> None:
         """Record that a create call for this row is about to be sent (no lease check: tests and
         tools; the engine uses `claim`)."""
-        self._exec("UPDATE jobs SET state='intent', attempts=attempts+1, attempt_at=?, error_code=NULL, "
-                   "error_message=NULL, note=NULL WHERE batch_id=? AND row_key=?", (at, batch_id, row_key))
+        self._exec("UPDATE jobs SET state='intent', attempts=attempts+1, attempt_at=?, sent_at=NULL, "
+                   "error_code=NULL, error_message=NULL, note=NULL WHERE batch_id=? AND row_key=?", (at, batch_id, row_key))
 
     def mark_submitted(self, batch_id: str, row_key: str, job_id: str, task_id: str | None, at: float,
                        note: str | None = None) -> None:
@@ -132,11 +133,22 @@ class Ledger(LedgerClaims):
         self._exec("UPDATE jobs SET state='pending', error_code=?, error_message=? WHERE batch_id=? AND "
                    "row_key=?", (error_code, message, batch_id, row_key))
 
-    def mark_stale_intents(self, batch_id: str) -> int:
-        """Intents left by a dead run become ``uncertain``; returns how many."""
-        cur = self._exec("UPDATE jobs SET state='uncertain', error_message=? WHERE batch_id=? AND state='intent'",
-                         ("the run was interrupted while this row's create call was in flight", batch_id))
-        return cur.rowcount
+    def mark_sent(self, batch_id: str, row_key: str, at: float) -> None:
+        """The intent's create request is being handed to the transport: from now on it may exist."""
+        self._exec("UPDATE jobs SET sent_at=? WHERE batch_id=? AND row_key=? AND state='intent'",
+                   (at, batch_id, row_key))
+
+    def mark_stale_intents(self, batch_id: str) -> tuple[int, int]:
+        """Intents left by a dead run: never sent ones go back to ``pending`` (nothing can exist),
+        sent ones become ``uncertain``. Returns (resubmittable, uncertain)."""
+        with self._lock, self._transaction() as conn:
+            unsent = conn.execute("UPDATE jobs SET state='pending', note=? WHERE batch_id=? AND state='intent' "
+                                  "AND sent_at IS NULL",
+                                  ("the run stopped before this row's create was sent", batch_id)).rowcount
+            sent = conn.execute("UPDATE jobs SET state='uncertain', error_message=? WHERE batch_id=? AND "
+                                "state='intent'", ("the run was interrupted while this row's create call was in "
+                                                   "flight", batch_id)).rowcount
+        return unsent, sent
 
     def finish_many(self, batch_id: str, items: Iterable[tuple[Any, ...]]) -> None:
         """Record outcomes: ``(row_key, state, finished_at, status_code, credits, error_code,

@@ -25,7 +25,7 @@ __all__ = ["LedgerFile", "LedgerRow", "LEDGER_STATES", "FINAL_STATES", "COLUMNS"
 
 LEDGER_STATES = ("pending", "intent", "uncertain", "submitted", "timed_out", "completed", "failed")
 FINAL_STATES = frozenset({"completed", "failed"})
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 _Self = TypeVar("_Self", bound="LedgerFile")
 
 _SCHEMA = """
@@ -63,6 +63,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     result        TEXT,
     artifacts     TEXT,
     note          TEXT,
+    -- when the intent's create request was handed to the transport (NULL: never sent)
+    sent_at       REAL,
     PRIMARY KEY (batch_id, row_key)
 );
 CREATE INDEX IF NOT EXISTS jobs_kind_key ON jobs (kind, row_key);
@@ -114,6 +116,20 @@ class LedgerRow:
         return json.loads(self.artifacts) if self.artifacts else []
 
 
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a schema 1 or 2 file to the current one, inside the caller's transaction."""
+    def columns(table: str) -> set[str]:
+        return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+    if "lease_gen" not in columns("batches"):  # schema 1
+        conn.execute("ALTER TABLE batches ADD COLUMN lease_gen INTEGER NOT NULL DEFAULT 0")
+    if "sent_at" not in columns("jobs"):  # schema 1 and 2
+        conn.execute("ALTER TABLE jobs ADD COLUMN sent_at REAL")
+        # Those versions did not record the send: their intents may have been sent.
+        conn.execute("UPDATE jobs SET sent_at=COALESCE(attempt_at, 0) WHERE state='intent'")
+    conn.execute("UPDATE ledger_meta SET value=? WHERE key='schema'", (SCHEMA_VERSION,))
+
+
 class LedgerFile:
     """One SQLite ledger file, opened (and created or migrated) once; safe to share between
     threads of one process. `Ledger` adds what the rows mean."""
@@ -144,9 +160,8 @@ class LedgerFile:
                 version = conn.execute("SELECT value FROM ledger_meta WHERE key='schema'").fetchone()
                 if version is None:
                     conn.execute("INSERT OR IGNORE INTO ledger_meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-                elif version[0] == "1":
-                    conn.execute("ALTER TABLE batches ADD COLUMN lease_gen INTEGER NOT NULL DEFAULT 0")
-                    conn.execute("UPDATE ledger_meta SET value=? WHERE key='schema'", (SCHEMA_VERSION,))
+                elif version[0] in ("1", "2"):
+                    _migrate(conn)
                 elif version[0] != SCHEMA_VERSION:
                     raise LedgerError(f"ledger {self.path} has schema {version[0]}, this version reads "
                                       f"{SCHEMA_VERSION}")

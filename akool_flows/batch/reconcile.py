@@ -34,7 +34,10 @@ log = logging.getLogger("akool_flows.batch")
 def reconcile(run: Run) -> None:
     """Fill the run's rows from the ledger; queue what must be sent, track what must be polled."""
     plan, ledger, rows = run.plan, run.ledger, run.rows
-    stale = ledger.mark_stale_intents(run.batch_id)
+    unsent, stale = ledger.mark_stale_intents(run.batch_id)
+    if unsent:
+        log.info("%d row(s) of batch %s were about to be created when a previous run stopped; their requests "
+                 "never left, so they are submitted now", unsent, run.batch_id)
     if stale:
         log.warning("%d row(s) of batch %s had a create call in flight when a previous run stopped; "
                     "they are reported as uncertain", stale, run.batch_id)

@@ -77,3 +77,29 @@ def test_killed_mid_submission_the_rerun_resolves_uncertain_rows_from_their_call
                  ledger.read_bytes()):
         assert secret not in blob
     store.close()
+
+
+def test_killed_while_creates_wait_for_their_turn_the_rerun_submits_those_rows_by_itself(sandbox, tmp_path):
+    """Intents are recorded, then the requests wait for the pace (--rps): the run dies with rows
+    claimed whose requests never reached the transport. Nothing can exist for them, so the rerun
+    submits them (they used to come back `uncertain`, refusing to pay without consent)."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AKOOL_")}, **sandbox.env("token")}
+    pd.DataFrame({"text": [f"never sent {i}" for i in range(6)]}).to_csv(tmp_path / "in.csv", index=False)
+    ledger = tmp_path / "ledger.sqlite"
+    cmd = [CLI, "moderate", str(tmp_path / "in.csv"), "--column", "text", "--type", "text", "--ledger", str(ledger),
+           "--poll-interval", "0.2", "--concurrency", "4", "--out", str(tmp_path / "out.csv")]
+    first = subprocess.Popen([*cmd, "--rps", "0.05"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while ledger_states(ledger).get("intent", 0) < 3 or not _rows_in(ledger, "completed") + _rows_in(ledger, "submitted"):
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.communicate(timeout=30)
+    sent_before = sandbox.create_count()
+    assert sent_before <= 1  # the first request had its slot; the others were waiting for theirs
+
+    second = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
+    results = pd.read_csv(tmp_path / "out.csv")
+    assert second.returncode == 0, (second.stderr.decode(), results.to_dict("records"))
+    assert results["outcome"].tolist() == ["completed"] * 6
+    assert sandbox.create_count() == 6 and sandbox.duplicate_creates() == {}

@@ -91,15 +91,26 @@ def test_claim_waits_for_a_live_intent_and_adopts_a_sent_job(path):
     assert (row.state, row.job_id, row.note) == ("submitted", "J1", "same request as batch a")
 
 
-def test_claim_adopts_a_dead_runs_intent_as_uncertain(path):
+def test_claim_adopts_a_dead_runs_sent_intent_as_uncertain(path):
     a, b = Ledger(path), Ledger(path)
     ga = _batch(a, "a")
     a.claim("a", "k1", generation=ga, at=1.0)
+    a.mark_sent("a", "k1", 1.5)
     a.release("a", ga)  # the run is gone, its intent stays
     gb = _batch(b, "b")
     c = b.claim("b", "k1", generation=gb, at=2.0)
     assert not c.granted and not c.wait
     assert b.rows("b")["k1"].state == "uncertain"
+
+
+def test_claim_sends_what_a_dead_run_never_sent(path):
+    a, b = Ledger(path), Ledger(path)
+    ga = _batch(a, "a")
+    a.claim("a", "k1", generation=ga, at=1.0)
+    a.release("a", ga)  # died during its token exchange: the request never left
+    gb = _batch(b, "b")
+    assert b.claim("b", "k1", generation=gb, at=2.0).granted
+    assert b.rows("b")["k1"].state == "intent"
 
 
 def test_claim_adopts_uncertain_unless_resubmitting_and_ignores_other_apis_and_kinds(path):
@@ -137,13 +148,30 @@ def test_claim_prefers_the_most_advanced_copy(path):
 
 # --- row transitions -------------------------------------------------------------------------------
 
+def test_an_intent_never_handed_to_the_transport_goes_back_to_pending(path):
+    led = Ledger(path)
+    g = _batch(led, "a")
+    led.claim("a", "k1", generation=g, at=1.0)  # the run died during the token exchange
+    led.claim("a", "k2", generation=g, at=1.0)
+    led.mark_sent("a", "k2", 1.2)
+    led.mark_sent("a", "k3", 1.2)  # not an intent: nothing to mark
+    assert led.mark_stale_intents("a") == (1, 1)
+    rows = led.rows("a")
+    assert (rows["k1"].state, rows["k1"].note) == ("pending", "the run stopped before this row's create was sent")
+    assert (rows["k2"].state, rows["k3"].state) == ("uncertain", "pending")
+    # a new claim forgets the earlier send: dying before this one's request left is "never sent"
+    led.claim("a", "k2", generation=g, at=2.0)
+    assert led.mark_stale_intents("a") == (1, 0) and led.rows("a")["k2"].state == "pending"
+
+
 def test_stale_intents_become_uncertain_and_finished_rows_are_not_downgraded(path):
     led = Ledger(path)
     g = _batch(led, "a")
     led.claim("a", "k1", generation=g, at=1.0)
+    led.mark_sent("a", "k1", 1.5)
     led.claim("a", "k2", generation=g, at=1.0)
     led.mark_submitted("a", "k2", "J2", None, 2.0)
-    assert led.mark_stale_intents("a") == 1
+    assert led.mark_stale_intents("a") == (0, 1)
     rows = led.rows("a")
     assert (rows["k1"].state, rows["k2"].state, rows["k3"].state) == ("uncertain", "submitted", "pending")
     assert rows["k1"].attempts == 1

@@ -39,6 +39,7 @@ def _put(led: Ledger, batch: str, key: str, state: str) -> None:
     """Drive ``key`` of ``batch`` into ``state`` the way a run does (its own create: no sharing)."""
     gen = _batch(led, batch)
     led.claim(batch, key, generation=gen, at=1.0, share=False)
+    led.mark_sent(batch, key, 1.5)
     if state == "uncertain":
         led.mark_uncertain(batch, key, None, "lost")
     if state in ("submitted", "timed_out", "completed"):
@@ -92,22 +93,41 @@ def test_an_old_schema_is_migrated_and_an_unknown_one_refused(path):
     conn.close()
     led = Ledger(path)
     assert _batch(led, "a") == 1
-    assert led.conn.execute("SELECT value FROM ledger_meta WHERE key='schema'").fetchone()[0] == "2"
+    assert led.conn.execute("SELECT value FROM ledger_meta WHERE key='schema'").fetchone()[0] == "3"
     led.close()
     conn = sqlite3.connect(path)
     conn.execute("UPDATE ledger_meta SET value='9' WHERE key='schema'")
     conn.commit()
     conn.close()
-    with pytest.raises(LedgerError, match="has schema 9, this version reads 2") as refused:
+    with pytest.raises(LedgerError, match="has schema 9, this version reads 3") as refused:
         Ledger(path)
     # the refused open rolled back (its connection is still alive in the traceback): not locked
     other = sqlite3.connect(path, timeout=0.2)
-    other.execute("UPDATE ledger_meta SET value='2' WHERE key='schema'")
+    other.execute("UPDATE ledger_meta SET value='3' WHERE key='schema'")
     other.commit()
     del refused
     (path.parent / "junk.sqlite").write_bytes(b"not a database at all" * 100)
     with pytest.raises(LedgerError, match="cannot use"):
         Ledger(path.parent / "junk.sqlite")
+
+
+def test_a_schema_2_ledgers_intents_count_as_sent(path):
+    """Schema 2 did not record the send: its intents may have been paid for, so they stay uncertain."""
+    led = Ledger(path)
+    gen = _batch(led, "a")
+    led.claim("a", "k1", generation=gen, at=1.0)
+    led.claim("a", "k2", generation=gen, at=1.0)
+    led.mark_submitted("a", "k2", "J2", None, 2.0)
+    led.close()
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE jobs DROP COLUMN sent_at")
+    conn.execute("UPDATE ledger_meta SET value='2' WHERE key='schema'")
+    conn.commit()
+    conn.close()
+    led = Ledger(path)
+    assert led.conn.execute("SELECT value FROM ledger_meta WHERE key='schema'").fetchone()[0] == "3"
+    assert led.mark_stale_intents("a") == (0, 1)
+    assert [led.rows("a")[k].state for k in ("k1", "k2", "k3")] == ["uncertain", "submitted", "pending"]
 
 
 def test_a_locked_ledger_is_a_write_error_and_a_failed_transaction_leaves_it_usable(path):
@@ -317,7 +337,11 @@ def test_a_live_intent_elsewhere_means_wait_and_other_apis_do_not_count(path):
     c = b.claim("b", "k1", generation=gb, at=2.0)  # a recorded no API: it may be the same one
     assert (c.granted, c.wait, c.source_batch, c.source.state) == (False, True, "a", "intent")
     a.conn.execute("UPDATE batches SET lease_until=? WHERE batch_id='a'", (time.time() - 1,))
-    c = b.claim("b", "k1", generation=gb, at=2.0)  # its lease ran out: a dead run's intent
+    c = b.claim("b", "k1", generation=gb, at=2.0)  # its lease ran out, its request never left
+    assert c.granted and b.rows("b")["k1"].state == "intent"
+    a.conn.execute("UPDATE jobs SET state='pending' WHERE batch_id='b'")
+    a.mark_sent("a", "k1", 1.5)
+    c = b.claim("b", "k1", generation=gb, at=2.0)  # a dead run's intent that was sent
     assert (c.granted, c.wait) == (False, False) and b.rows("b")["k1"].state == "uncertain"
 
 
@@ -325,8 +349,8 @@ def test_stale_intents_of_one_batch_only(path):
     led = Ledger(path)
     _put(led, "a", "k1", "intent")
     _put(led, "b", "k1", "intent")
-    assert led.mark_stale_intents("a") == 1
-    assert led.mark_stale_intents("a") == 0
+    assert led.mark_stale_intents("a") == (0, 1)
+    assert led.mark_stale_intents("a") == (0, 0)
     row = led.rows("a")["k1"]
     assert (row.state, row.error_message) == ("uncertain", "the run was interrupted while this row's create "
                                                             "call was in flight")
