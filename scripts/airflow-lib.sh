@@ -65,7 +65,9 @@ supervise() {  # watch every part; restart one that died, up to MAX_RESTARTS tim
   while sleep 2; do
     for name in "${PART_ORDER[@]}"; do
       kill -0 "${PART_PID[$name]}" 2>/dev/null && continue
-      wait "${PART_PID[$name]}" 2>/dev/null; rc=$?
+      # `|| rc=$?`: under the scripts' `set -e` a bare failing `wait` (137 after a SIGKILL)
+      # would end the whole deployment instead of restarting the part.
+      rc=0; wait "${PART_PID[$name]}" 2>/dev/null || rc=$?
       log "$name exited with status $rc$( ((rc == 137)) && echo ' (killed: SIGKILL, often the OOM killer)'); last lines of $LOG_DIR/$name.log:"
       tail -n 10 "$LOG_DIR/$name.log" >&2
       if ((PART_RESTARTS[$name] >= MAX_RESTARTS)); then
