@@ -175,8 +175,15 @@ class ClientCore:
 
     @classmethod
     def from_client(cls, other: ClientCore, **overrides: Any):
-        """A client of this class (sync or async) on `other`'s account and settings."""
-        return cls(**{**other.settings(), **overrides})
+        """A client of this class (sync or async) on `other`'s account and settings.
+
+        Unless ``overrides`` name other credentials, both clients hold the same credentials
+        object: a token either exchanges (or a machine-wide token cache behind it, as the
+        Airflow hook sets up) serves both, instead of one getToken per client."""
+        client = cls(**{**other.settings(), **overrides})
+        if not overrides.keys() & {"token", "api_key", "client_id", "client_secret", "base_url"}:
+            client.credentials = other.credentials
+        return client
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={redact_url(self.base_url)!r}, auth={self.credentials.mode!r})"

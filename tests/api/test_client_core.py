@@ -93,3 +93,22 @@ def test_threads_sharing_a_sync_client_share_one_token_exchange():
             batched = client.statuses("faceswap_image", [f"f{i}" for i in range(150)])  # two listbyids calls
     assert srv.count("/api/open/v3/getToken") == 1 and all(st.ok for st in found)
     assert len(batched) == 150 and srv.count("/api/open/v3/faceswap/result/listbyids") == 2
+
+
+async def test_a_client_made_from_another_shares_its_token_exchange():
+    """`from_client` (how a batch run turns the caller's blocking client into its async one)
+    shares the credentials: one getToken for both, and the Airflow hook's machine-wide token
+    cache behind a task's client reaches the batch engine's client too."""
+    from akool_flows.api import AkoolClient, AsyncAkoolClient
+
+    from .helpers import CLIENT_ID, CLIENT_SECRET, FAST_RETRY
+
+    with scripted_server(akool_responder) as srv:
+        with AkoolClient(base_url=srv.url, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, retry=FAST_RETRY) as sync:
+            async with AsyncAkoolClient.from_client(sync) as other:
+                assert other.credentials is sync.credentials
+                await other.status("moderation", "65f8180c24d9989e93dde301")
+            sync.status("moderation", "65f8180c24d9989e93dde302")
+            with AkoolClient.from_client(sync, client_id="another", client_secret=CLIENT_SECRET) as elsewhere:
+                assert elsewhere.credentials is not sync.credentials
+    assert srv.count("/api/open/v3/getToken") == 1
