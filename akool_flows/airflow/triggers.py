@@ -173,7 +173,9 @@ class AkoolJobTrigger(BaseTrigger):
     async def _watch(self, poller: StatusCoalescer, store: Any, watch: _Watch) -> TriggerEvent:
         """Poll (and read webhook events) until every job is done, the deadline passes or polling fails."""
         interval = (self.webhook_poll_interval or self.poll_interval * 5) if store is not None else self.poll_interval
-        next_poll = 0.0  # poll at once: the job may already be done
+        # Without events, poll at once: the job may already be done. With them, the store is read
+        # first (an event that came before this trigger is there); polling is the fallback.
+        next_poll = 0.0 if store is None else time.monotonic() + _next_tick(interval)
         while watch.pending:
             if time.monotonic() >= next_poll:
                 outcome = await self._poll(poller, watch)

@@ -352,8 +352,9 @@ def test_deferred_task_completes_from_the_webhook_received_by_the_plugin(api_ser
         time.sleep(0.05)
     final = final_delivery()
     assert final and final["delivered"] and final["http_status"] == 200, sb.webhook_deliveries()
-    # The trigger polled once on arrival (job still running) and never again: the callback finished it.
-    assert sum(n for p, n in sb.stats()["polls_by_path"].items() if "infobymodelid" in p) <= 2
+    # The trigger read the event store first, not the API (it used to poll on arrival too): one
+    # status call, the one the callback asks for (what its body does not carry).
+    assert sum(n for p, n in sb.stats()["polls_by_path"].items() if "infobymodelid" in p) == 1
     # poll_interval is 30 s (webhook fallback 150 s): only the callback can finish this quickly.
     assert time.monotonic() - started < 20
     # A forged body is rejected by the receiver mounted in the "API server".
@@ -377,7 +378,7 @@ def test_a_verdict_completed_by_webhook_keeps_its_conclusion_and_credits(api_ser
     # poll_interval is 30 s: only the callback (plus the one status call it asks for) is this quick.
     assert time.monotonic() - started < 20
     polls = sum(n for p, n in sb.stats()["polls_by_path"].items() if "analysis/infobyid" in p)
-    assert polls <= 2, sb.stats()["polls_by_path"]  # the first look on arrival and the one after the callback
+    assert polls == 1, sb.stats()["polls_by_path"]  # the one after the callback, for the verdict and cost
 
 
 def test_receiver_answers_503_until_configured(airflow, monkeypatch):
