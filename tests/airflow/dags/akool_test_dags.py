@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, task
 
+from akool_flows.airflow.batch import AkoolBatchOperator
 from akool_flows.airflow.operators import (AkoolFaceswapImageOperator, AkoolJobOperator, AkoolModerationOperator,
                                           AkoolTalkingPhotoOperator, AkoolTtsOperator)
 from akool_flows.airflow.sensors import AkoolJobSensor
@@ -92,3 +93,42 @@ with DAG(dag_id="akool_test_faceswap_mapped", schedule=None, start_date=datetime
                                        deferrable=False, poll_interval=0.2, max_active_tis_per_dagrun=256).expand(
         modifyImage=[f"https://example.com/poster-{i}.jpg" for i in range(int(__import__("os").environ.get(
             "AKOOL_TEST_FACESWAP_TASKS", "4")))])
+
+# The same without webhooks: the triggerer polls (bench/bench_airflow_celery.py, poll-only figures).
+with DAG(dag_id="akool_test_many_polled", schedule=None, start_date=datetime(2026, 1, 1), catchup=False,
+         max_active_tasks=1000):
+    AkoolModerationOperator.partial(task_id="moderate", type=4, language="en", deferrable=True, poll_interval=15,
+                                    use_webhook=False, timeout=timedelta(minutes=20),
+                                    max_active_tis_per_dagrun=1000).expand(
+        content=[f"polled comment number {i}, have a nice day" for i in range(int(__import__("os").environ.get(
+            "AKOOL_TEST_DEFERRED_TASKS", "500")))])
+
+
+def _sharded_input() -> str:
+    """A comment file with repeats spread over it (every 40th row copies an earlier one), so
+    identical requests sit in different positions: sharding must still send each once."""
+    import os
+
+    import pandas as pd
+
+    n = int(os.environ.get("AKOOL_TEST_BATCH_ROWS", "5000"))
+    texts = [f"catalog comment {i}" if i % 40 or i == 0 else f"catalog comment {i // 3}" for i in range(n)]
+    out = os.path.join(os.environ.get("AKOOL_EXAMPLE_DATA_DIR", "/tmp"), "sharded", "comments.csv")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    pd.DataFrame({"content": texts}).to_csv(out, index=False)
+    return out
+
+
+# A big input in shards over every Celery worker, waiting on the triggerer (webhooks on); the
+# bench kills a worker mid-flight. A killed shard's retry resumes from the shared ledger.
+with DAG(dag_id="akool_test_sharded_batch", schedule=None, start_date=datetime(2026, 1, 1), catchup=False,
+         max_active_tasks=64):
+    @task
+    def write_input() -> str:
+        return _sharded_input()
+
+    AkoolBatchOperator.partial(
+        task_id="moderate", kind="moderation", input_path=write_input(),
+        defaults={"type": 4, "language": "en"}, shard_count=6, deferrable=True, poll_interval=30,
+        retries=3, retry_delay=timedelta(seconds=5),
+    ).expand(shard_index=list(range(6)))
