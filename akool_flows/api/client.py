@@ -35,7 +35,6 @@ from akool_flows.api.endpoints import Call
 from akool_flows.api.jobs import JobStatus
 from akool_flows.api.operations import Operations
 from akool_flows.api.retry import RetryPolicy
-from akool_flows.api.sending import create_leaving
 from akool_flows.api.transport import AiohttpSender, HttpxAsyncSender, HttpxSyncSender
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_DETECT_URL", "USER_AGENT", "AkoolClient", "AsyncAkoolClient",
@@ -84,10 +83,8 @@ class AsyncAkoolClient(Operations, ClientCore):
 
     async def _perform(self, effect: Any) -> Any:
         if isinstance(effect, Send):
-            if effect.creates:
-                create_leaving()
             return await self._sender.send(effect.method, effect.url, params=effect.params, json=effect.json,
-                                           headers=effect.headers)
+                                           headers=effect.headers, creates=effect.creates)
         if isinstance(effect, Sleep):
             await asyncio.sleep(effect.seconds)
         elif isinstance(effect, ObtainToken):
@@ -169,10 +166,8 @@ class AkoolClient(Operations, ClientCore):
 
     def _perform(self, effect: Any) -> Any:
         if isinstance(effect, Send):
-            if effect.creates:
-                create_leaving()
             return self._sender.send(effect.method, effect.url, params=effect.params, json=effect.json,
-                                     headers=effect.headers)
+                                     headers=effect.headers, creates=effect.creates)
         if isinstance(effect, Sleep):
             time.sleep(effect.seconds)
         elif isinstance(effect, ObtainToken):

@@ -3,9 +3,10 @@
 A run that dies between recording "I am about to create this" and the request leaving cannot
 have created anything, and its rerun may submit by itself; one that dies after may have paid.
 Token exchanges, rate-limit waits and face detection happen before that moment and cost
-nothing, so the mark is taken at the last step: the client's driver calls `create_leaving`
-right before each create call's request goes to the sender. The callback is per task (a
-context variable), so concurrent creates of one batch each mark their own row.
+nothing, so the mark is taken at the last step: the sender calls `create_leaving` for a create
+call's request - aiohttp once the connection is acquired and before a byte is written, httpx
+before its pool (earlier than needed, which only errs towards "may exist"). The callback is per
+task (a context variable), so concurrent creates of one batch each mark their own row.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ def when_create_sent(callback: Callable[[], None]) -> Iterator[None]:
 
 
 def create_leaving() -> None:
-    """Called by the client's driver before a create request is handed to the sender. A callback
-    that raises stops the request: better unsent than sent unrecorded."""
+    """Called by the sender before a create request is written. A callback that raises stops
+    the request: better unsent than sent unrecorded."""
     callback = _on_sent.get()
     if callback is not None:
         callback()

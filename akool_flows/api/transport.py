@@ -31,6 +31,25 @@ from akool_flows.api.errors import (
     TransportError,
 )
 from akool_flows.api.redact import redact_url
+from akool_flows.api.sending import create_leaving
+
+#: aiohttp's per-request trace context of a create call (see `_create_trace`).
+_CREATE = {"create": True}
+
+
+def _create_trace() -> Any:
+    """Tell `api.sending` when a create's request is about to be written: aiohttp calls this
+    after the connection is acquired (pool waits and connecting are over) and before a byte of
+    the request is buffered, so a process killed before it cannot have created anything."""
+    import aiohttp
+
+    async def headers_next(_session: Any, ctx: Any, _params: Any) -> None:
+        if ctx.trace_request_ctx is _CREATE:
+            create_leaving()
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_headers_sent.append(headers_next)
+    return trace
 
 
 @dataclass(slots=True)
@@ -52,7 +71,7 @@ def as_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
 
 class AsyncSender(Protocol):
     async def send(self, method: str, url: str, *, params: Mapping[str, Any] | None,
-                   json: Any, headers: Mapping[str, str]) -> RawResponse: ...
+                   json: Any, headers: Mapping[str, str], creates: bool = False) -> RawResponse: ...
 
     async def aclose(self) -> None: ...
 
@@ -77,7 +96,7 @@ class AiohttpSender:
             connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300,
                                              enable_cleanup_closed=True)
             self._session = aiohttp.ClientSession(
-                connector=connector,
+                connector=connector, trace_configs=[_create_trace()],
                 timeout=aiohttp.ClientTimeout(total=None, connect=t.connect, sock_read=t.read),
                 # Akool's answers are small JSON; we parse them ourselves.
                 # trust_env=False: with it aiohttp hops to a thread twice per request (netrc and
@@ -88,7 +107,7 @@ class AiohttpSender:
         return self._session
 
     async def send(self, method: str, url: str, *, params: Mapping[str, Any] | None,
-                   json: Any, headers: Mapping[str, str]) -> RawResponse:
+                   json: Any, headers: Mapping[str, str], creates: bool = False) -> RawResponse:
         import aiohttp
 
         session = self._get_session()
@@ -99,7 +118,8 @@ class AiohttpSender:
         try:
             # No redirects, as with httpx: a 3xx is an answer to judge, not a request to re-send.
             async with session.request(method, url, params=params, data=data, headers=headers,
-                                       proxy=self._proxy_for(url), allow_redirects=False) as resp:
+                                       proxy=self._proxy_for(url), allow_redirects=False,
+                                       trace_request_ctx=_CREATE if creates else None) as resp:
                 content = await resp.read()
                 return RawResponse(resp.status, content, resp.headers)
         except aiohttp.ConnectionTimeoutError as exc:
@@ -158,7 +178,9 @@ class HttpxAsyncSender:
         self._owned = owned
 
     async def send(self, method: str, url: str, *, params: Mapping[str, Any] | None,
-                   json: Any, headers: Mapping[str, str]) -> RawResponse:
+                   json: Any, headers: Mapping[str, str], creates: bool = False) -> RawResponse:
+        if creates:  # httpx's pool wait is still ahead: marked early, which only errs towards "may exist"
+            create_leaving()
         try:
             resp = await self._client.request(method, url, params=params, json=json, headers=headers)
         except httpx.HTTPError as exc:
@@ -176,7 +198,9 @@ class HttpxSyncSender:
         self._owned = owned
 
     def send(self, method: str, url: str, *, params: Mapping[str, Any] | None,
-             json: Any, headers: Mapping[str, str]) -> RawResponse:
+             json: Any, headers: Mapping[str, str], creates: bool = False) -> RawResponse:
+        if creates:
+            create_leaving()
         try:
             resp = self._client.request(method, url, params=params, json=json, headers=headers)
         except httpx.HTTPError as exc:
