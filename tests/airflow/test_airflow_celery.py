@@ -43,9 +43,12 @@ def test_catalog_reports_the_credits_charged(deployment):
     assert catalog["translations"] == 8 and catalog["credits"] > 0, catalog
 
 
-def test_hundreds_of_deferred_tasks_keep_db_connections_flat(deployment):
+def test_hundreds_of_deferred_tasks_keep_db_connections_flat_and_survive_a_triggerer_kill(deployment):
+    """Jobs take 45 s, so the tasks pile up deferred; with half of them deferred the triggerer is
+    SIGKILLed (the script's supervisor starts it again). Every task still ends, each job once."""
     samples: list[tuple[int, int]] = []
     stop = threading.Event()
+    killed: list[int] = []
 
     def sample():
         while not stop.is_set():
@@ -53,26 +56,38 @@ def test_hundreds_of_deferred_tasks_keep_db_connections_flat(deployment):
                                  "WHERE backend_type = 'client backend' GROUP BY datname")
             counts = dict(rows)
             samples.append((counts.get("akool", 0), sum(counts.values()) - 1))
+            deferred = deployment.airflow_db("SELECT count(*) FROM task_instance WHERE dag_id = "
+                                             "'akool_test_many_deferred' AND state = 'deferred'")[0][0]
+            if not killed and deferred >= DEFERRED // 2:
+                killed.append(deferred)
+                deployment.kill("airflow triggerer")
             time.sleep(1)
 
+    creates_before = deployment.sandbox_stats()["creates"]
+    deployment.sandbox("POST", "config", {"job_seconds": 45})
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     started = time.monotonic()
-    run = deployment.run_dag("akool_test_many_deferred", timeout=420)
+    try:
+        run = deployment.run_dag("akool_test_many_deferred", timeout=600)
+    finally:
+        deployment.sandbox("POST", "config", {"job_seconds": 2})
+        stop.set()
+        sampler.join(5)
     elapsed = time.monotonic() - started
-    stop.set()
-    sampler.join(5)
     states = deployment.http.get(f"/api/v2/dags/akool_test_many_deferred/dagRuns/{run['run_id']}/taskInstances",
                                  params={"limit": 1000}).json()["task_instances"]
     succeeded = sum(t["state"] == "success" for t in states)
     stats = deployment.sandbox_stats()
     store_peak = max(s[0] for s in samples)
     total_peak = max(s[1] for s in samples)
-    print(f"\n{DEFERRED} deferred moderation tasks on Celery: {elapsed:.0f}s, {succeeded} succeeded; "
-          f"event store DB connections peak {store_peak}, all Postgres connections peak {total_peak} "
-          f"(samples {[s[1] for s in samples][::10]}); sandbox polls {stats.get('polls')}, "
-          f"token exchanges {stats.get('requests_by_path', {}).get('/api/open/v3/getToken')}")
+    print(f"\n{DEFERRED} deferred moderation tasks on Celery: {elapsed:.0f}s, {succeeded} succeeded; triggerer "
+          f"killed with {killed} deferred; event store DB connections peak {store_peak}, all Postgres "
+          f"connections peak {total_peak} (samples {[s[1] for s in samples][::10]}); sandbox polls "
+          f"{stats.get('polls')}, token exchanges {stats.get('requests_by_path', {}).get('/api/open/v3/getToken')}")
+    assert killed, "the tasks never piled up deferred"
     assert run["state"] == "success" and succeeded == DEFERRED
+    assert stats["creates"] - creates_before == DEFERRED and stats["duplicate_creates"] == {}
     assert total_peak < 100  # Postgres' default max_connections
     # The triggerer holds 1-2 however many tasks wait; each running worker task opens its own
     # store while it submits (2 workers x concurrency 8), and the receiver has its pool.
