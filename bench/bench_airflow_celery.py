@@ -176,8 +176,18 @@ def scenario_batch(d: Deployment, rows: int, job_seconds: float, patient: bool) 
                   "outcomes": outcomes, "tries_per_shard": [t for _, t in tries], "run_state": run["state"],
                   "worker_killed": killed or None, "patient_callbacks": patient,
                   "callbacks": d.sandbox("GET", "stats").get("webhook_attempts")})
-    assert run["state"] == "success", fig
-    assert fig["creates"] == fig["distinct_rows"] and fig["duplicate_creates"] == 0, fig
+    # A worker killed mid-flight can leave rows whose create was being written: they may exist, so
+    # they are `uncertain` (the shard fails, saying so) and never sent again. Unless their job
+    # calls back, the run cannot tell. What must hold: nothing paid twice, every distinct row
+    # either created once or reported uncertain, and every input row in the results.
+    uncertain_distinct = len({t for t, r in zip(texts, sorted(results, key=lambda r: int(r["input_index"])))
+                              if r["outcome"] == "uncertain"})
+    fig["uncertain_distinct_rows"] = uncertain_distinct
+    print(f"  {uncertain_distinct} distinct row(s) uncertain; creates + uncertain = "
+          f"{fig['creates'] + uncertain_distinct} of {fig['distinct_rows']} distinct", flush=True)
+    assert fig["duplicate_creates"] == 0, fig
+    assert fig["creates"] <= fig["distinct_rows"] <= fig["creates"] + uncertain_distinct, fig
+    assert set(outcomes) <= {"completed", "uncertain"}, fig
     assert sorted(int(r["input_index"]) for r in results) == list(range(len(texts))), "a row is missing or twice"
     return fig
 
