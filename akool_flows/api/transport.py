@@ -18,6 +18,7 @@ import asyncio
 import json as _json
 import urllib.request
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,23 +34,24 @@ from akool_flows.api.errors import (
 from akool_flows.api.redact import redact_url
 from akool_flows.api.sending import create_leaving
 
-#: aiohttp's per-request trace context of a create call (see `_create_trace`).
-_CREATE = {"create": True}
+#: Set around a create call's aiohttp request (one task, so one request at a time).
+_WRITING_CREATE: ContextVar[bool] = ContextVar("akool_writing_create", default=False)
 
 
-def _create_trace() -> Any:
-    """Tell `api.sending` when a create's request is about to be written: aiohttp calls this
-    after the connection is acquired (pool waits and connecting are over) and before a byte of
-    the request is buffered, so a process killed before it cannot have created anything."""
+def _request_class() -> Any:
+    """aiohttp's request, telling `api.sending` when a create is about to be written: aiohttp
+    calls ``send`` once the connection is acquired (pool waits and connecting are over) and
+    before a byte of the request is buffered, so a process killed before it cannot have created
+    anything. Status polls pay nothing for it (a trace config would cost every request)."""
     import aiohttp
 
-    async def headers_next(_session: Any, ctx: Any, _params: Any) -> None:
-        if ctx.trace_request_ctx is _CREATE:
-            create_leaving()
+    class MarkingRequest(aiohttp.ClientRequest):
+        async def send(self, conn: Any) -> Any:
+            if _WRITING_CREATE.get():
+                create_leaving()
+            return await super().send(conn)
 
-    trace = aiohttp.TraceConfig()
-    trace.on_request_headers_sent.append(headers_next)
-    return trace
+    return MarkingRequest
 
 
 @dataclass(slots=True)
@@ -96,7 +98,7 @@ class AiohttpSender:
             connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300,
                                              enable_cleanup_closed=True)
             self._session = aiohttp.ClientSession(
-                connector=connector, trace_configs=[_create_trace()],
+                connector=connector, request_class=_request_class(),
                 timeout=aiohttp.ClientTimeout(total=None, connect=t.connect, sock_read=t.read),
                 # Akool's answers are small JSON; we parse them ourselves.
                 # trust_env=False: with it aiohttp hops to a thread twice per request (netrc and
@@ -117,11 +119,15 @@ class AiohttpSender:
             headers = {**headers, "Content-Type": "application/json"}
         try:
             # No redirects, as with httpx: a 3xx is an answer to judge, not a request to re-send.
-            async with session.request(method, url, params=params, data=data, headers=headers,
-                                       proxy=self._proxy_for(url), allow_redirects=False,
-                                       trace_request_ctx=_CREATE if creates else None) as resp:
-                content = await resp.read()
-                return RawResponse(resp.status, content, resp.headers)
+            marking = _WRITING_CREATE.set(True) if creates else None
+            try:
+                async with session.request(method, url, params=params, data=data, headers=headers,
+                                           proxy=self._proxy_for(url), allow_redirects=False) as resp:
+                    content = await resp.read()
+                    return RawResponse(resp.status, content, resp.headers)
+            finally:
+                if marking is not None:
+                    _WRITING_CREATE.reset(marking)
         except aiohttp.ConnectionTimeoutError as exc:
             raise ConnectError(f"connect timeout: {type(exc).__name__}", endpoint=_path(url)) from None
         except aiohttp.ClientConnectorError as exc:
