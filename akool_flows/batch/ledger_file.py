@@ -13,6 +13,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -145,8 +146,25 @@ class LedgerFile:
             if not create:
                 return
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Several processes opening a new file at once: SQLite can answer "database is locked"
+        # at once, without its busy handler, while another connection switches the file to WAL.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = self._open()
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise LedgerError(f"cannot use {self.path} as a ledger: {exc}") from None
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as exc:
+                raise LedgerError(f"cannot use {self.path} as a ledger: {exc}") from None
+        self._conn = conn
+
+    def _open(self) -> sqlite3.Connection:
+        """Connect, switch to WAL, and create or migrate the tables (one writer at a time)."""
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
         try:
-            conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
@@ -169,9 +187,10 @@ class LedgerFile:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            raise LedgerError(f"cannot use {self.path} as a ledger: {exc}") from None
-        self._conn = conn
+        except BaseException:
+            conn.close()  # a half-opened file must not stay locked by this process
+            raise
+        return conn
 
     # --- lifecycle ----------------------------------------------------------------------------
 
