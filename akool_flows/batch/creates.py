@@ -72,7 +72,11 @@ async def submit_row(run: Run, i: int) -> None:
             run.budget.release(run.est(j))
             run.rows.error[j] = (None, "not submitted: the ledger could not record the send")
             run.rows.set_outcome(j, "cancelled")
-        run.abort("recording a create's send in the ledger", exc.__cause__ or exc)
+        cause = exc.__cause__ or exc
+        if isinstance(cause, LeaseLostError):
+            run.lost_lease(cause)
+        else:
+            run.abort("recording a create's send in the ledger", cause)
         return
     except Exception as exc:  # noqa: BLE001 - AkoolError, or unknown after sending: the job may exist
         if not isinstance(exc, AkoolError):
@@ -117,7 +121,7 @@ class _SentMark:
         at = time.time()
         try:
             for j in self.rows:
-                self.run.ledger.mark_sent(self.run.batch_id, self.run.plan.keys[j], at)
+                self.run.ledger.mark_sent(self.run.batch_id, self.run.plan.keys[j], at, self.run.generation)
         except (LedgerError, OSError) as exc:
             raise _NotRecorded() from exc
         self.done = True

@@ -133,10 +133,20 @@ class Ledger(LedgerClaims):
         self._exec("UPDATE jobs SET state='pending', error_code=?, error_message=? WHERE batch_id=? AND "
                    "row_key=?", (error_code, message, batch_id, row_key))
 
-    def mark_sent(self, batch_id: str, row_key: str, at: float) -> None:
-        """The intent's create request is being handed to the transport: from now on it may exist."""
-        self._exec("UPDATE jobs SET sent_at=? WHERE batch_id=? AND row_key=? AND state='intent'",
-                   (at, batch_id, row_key))
+    def mark_sent(self, batch_id: str, row_key: str, at: float, generation: int | None = None) -> None:
+        """The intent's create request is being handed to the transport: from now on it may exist.
+
+        With ``generation`` the mark is fenced like `claim`: a run paused past its lease (whose
+        unsent intents the new holder resubmits) gets `LeaseLostError` and must not send."""
+        if generation is None:
+            self._exec("UPDATE jobs SET sent_at=? WHERE batch_id=? AND row_key=? AND state='intent'",
+                       (at, batch_id, row_key))
+            return
+        with self._lock, self._transaction() as conn:
+            self._check_lease(conn, batch_id, generation)
+            if not conn.execute("UPDATE jobs SET sent_at=? WHERE batch_id=? AND row_key=? AND state='intent'",
+                                (at, batch_id, row_key)).rowcount:
+                raise self._lost(batch_id)  # no longer this run's intent
 
     def mark_stale_intents(self, batch_id: str) -> tuple[int, int]:
         """Intents left by a dead run: never sent ones go back to ``pending`` (nothing can exist),

@@ -275,3 +275,24 @@ def test_proven_not_created_failures():
     assert (last.action, last.ledger_state, last.outcome) == ("give_up", "pending", "failed")
     assert f"refused {MAX_REFUSALS} times" in last.message
     assert classify_create_failure(RateLimitError("slow", code=1005), MAX_REFUSALS - 1).action == "retry"
+
+
+def test_a_run_that_lost_its_lease_may_not_mark_a_send(path):
+    """Paused between its claim and its send: the new holder resubmits the unsent intent, so the
+    paused run's send must be refused (it would pay twice), and the row stays unsent."""
+    from akool_flows.batch.errors import LeaseLostError
+
+    a, b = Ledger(path), Ledger(path)
+    ga = _batch(a, "a")
+    a.claim("a", "k1", generation=ga, at=1.0)
+    a.conn.execute("UPDATE batches SET lease_until=? WHERE batch_id='a'", (time.time() - 1,))
+    gb = b.acquire("a")  # another run takes the batch over
+    with pytest.raises(LeaseLostError):
+        a.mark_sent("a", "k1", 2.0, ga)
+    assert b.mark_stale_intents("a") == (1, 0)  # refused, so still never sent: the new run sends it
+    b.claim("a", "k1", generation=gb, at=3.0)
+    b.mark_sent("a", "k1", 3.5, gb)
+    with pytest.raises(LeaseLostError):
+        a.mark_sent("a", "k1", 4.0, ga)
+    row = a.rows("a")["k1"]
+    assert row.state == "intent" and row.attempt_at == 3.0
