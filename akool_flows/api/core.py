@@ -58,7 +58,7 @@ class Send:
     params: Mapping[str, Any] | None
     json: Any
     headers: Mapping[str, str]
-    #: A create call: the driver tells `api.sending` before it is handed to the sender.
+    #: A create call: the sender tells `api.sending` before the request is written.
     creates: bool = False
 
 

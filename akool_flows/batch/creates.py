@@ -68,15 +68,7 @@ async def submit_row(run: Run, i: int) -> None:
     except asyncio.CancelledError:
         raise  # the intents stay: a rerun submits the rows never sent, reports the others as uncertain
     except _NotRecorded as exc:
-        for j in sending:
-            run.budget.release(run.est(j))
-            run.rows.error[j] = (None, "not submitted: the ledger could not record the send")
-            run.rows.set_outcome(j, "cancelled")
-        cause = exc.__cause__ or exc
-        if isinstance(cause, LeaseLostError):
-            run.lost_lease(cause)
-        else:
-            run.abort("recording a create's send in the ledger", cause)
+        _not_recorded(run, sending, "the send", "recording a create's send in the ledger", exc.__cause__ or exc)
         return
     except Exception as exc:  # noqa: BLE001 - AkoolError, or unknown after sending: the job may exist
         if not isinstance(exc, AkoolError):
@@ -127,6 +119,19 @@ class _SentMark:
         self.done = True
 
 
+def _not_recorded(run: Run, rows: list[int], what: str, doing: str, exc: BaseException) -> None:
+    """The ledger refused to record ``what`` of these rows: they are not sent, and the run stops
+    (or leaves the batch to the run that took its lease)."""
+    for j in rows:
+        run.budget.release(run.est(j))
+        run.rows.error[j] = (None, f"not submitted: the ledger could not record {what}")
+        run.rows.set_outcome(j, "cancelled")
+    if isinstance(exc, LeaseLostError):
+        run.lost_lease(exc)
+    else:
+        run.abort(doing, exc)
+
+
 def _claim(run: Run, i: int) -> bool:
     """Record the intent (fenced by the lease, shared with other batches); False: do not send."""
     est = run.est(i)
@@ -140,13 +145,7 @@ def _claim(run: Run, i: int) -> bool:
         claim = run.ledger.claim(run.batch_id, run.plan.keys[i], generation=run.generation, at=at,
                                   share=run.opts.reuse, share_uncertain=not run.opts.resubmit_uncertain)
     except (LedgerError, OSError) as exc:
-        run.budget.release(est)
-        run.rows.error[i] = (None, "not submitted: the ledger could not record the intent")
-        run.rows.set_outcome(i, "cancelled")
-        if isinstance(exc, LeaseLostError):
-            run.lost_lease(exc)
-        else:
-            run.abort("recording an intent in the ledger", exc)
+        _not_recorded(run, [i], "the intent", "recording an intent in the ledger", exc)
         return False
     if claim.granted:
         run.rows.attempt_at[i] = at

@@ -138,14 +138,14 @@ class Ledger(LedgerClaims):
 
         With ``generation`` the mark is fenced like `claim`: a run paused past its lease (whose
         unsent intents the new holder resubmits) gets `LeaseLostError` and must not send."""
+        mark = "UPDATE jobs SET sent_at=? WHERE batch_id=? AND row_key=? AND state='intent'"
+        args = (at, batch_id, row_key)
         if generation is None:
-            self._exec("UPDATE jobs SET sent_at=? WHERE batch_id=? AND row_key=? AND state='intent'",
-                       (at, batch_id, row_key))
+            self._exec(mark, args)
             return
         with self._lock, self._transaction() as conn:
             self._check_lease(conn, batch_id, generation)
-            if not conn.execute("UPDATE jobs SET sent_at=? WHERE batch_id=? AND row_key=? AND state='intent'",
-                                (at, batch_id, row_key)).rowcount:
+            if not conn.execute(mark, args).rowcount:
                 raise self._lost(batch_id)  # no longer this run's intent
 
     def mark_stale_intents(self, batch_id: str) -> tuple[int, int]:

@@ -134,18 +134,16 @@ class LedgerClaims(LedgerFile):
     def _other_copy(self, conn: sqlite3.Connection, batch_id: str, row_key: str,
                     share_uncertain: bool) -> tuple[str, LedgerRow, bool] | None:
         states = [s for s in SHARED_STATES if share_uncertain or s != "uncertain"]
-        now = time.time()
         cur = conn.execute(
-            f"SELECT j.batch_id, b.lease_owner IS NOT NULL AND b.lease_until > ?, "
+            f"SELECT j.batch_id, b.lease_owner IS NOT NULL AND b.lease_until > ? AS live, "
             f"{', '.join('j.' + c for c in COLUMNS)} FROM jobs j JOIN batches b ON b.batch_id = j.batch_id "
             f"JOIN batches mine ON mine.batch_id = ? "
             f"WHERE j.kind = (SELECT kind FROM batches WHERE batch_id = ?) AND j.row_key = ? AND j.batch_id <> ? "
             f"AND j.state IN ({','.join('?' * len(states))}) "
             # A dead run's intent that never left cannot have created anything: not a copy.
-            f"AND NOT (j.state = 'intent' AND j.sent_at IS NULL AND NOT (b.lease_owner IS NOT NULL "
-            f"AND b.lease_until > ?)) "
+            f"AND NOT (j.state = 'intent' AND j.sent_at IS NULL AND NOT live) "
             f"AND (mine.endpoint IS NULL OR b.endpoint IS NULL OR b.endpoint = mine.endpoint)",
-            (now, batch_id, batch_id, row_key, batch_id, *states, now))
+            (time.time(), batch_id, batch_id, row_key, batch_id, *states))
         best: tuple[str, LedgerRow, bool] | None = None
         for other, live, *cols in cur.fetchall():
             row = LedgerRow(*cols)
