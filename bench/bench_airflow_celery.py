@@ -78,11 +78,11 @@ class Sampler:
 
 def creates_per_second(rows: list[dict]) -> float:
     """Creates over the window in which they happened (first to last sample that saw new ones)."""
-    changes = [(r["t"], r["creates"]) for a, r in zip(rows, rows[1:]) if r["creates"] > a["creates"]]
-    first = next((a for a, r in zip(rows, rows[1:]) if r["creates"] > a["creates"]), None)
-    if not changes or first is None:
+    rises = [(a, r) for a, r in zip(rows, rows[1:]) if r["creates"] > a["creates"]]
+    if not rises:
         return 0.0
-    return (changes[-1][1] - first["creates"]) / max(changes[-1][0] - first["t"], 1e-9)
+    first, last = rises[0][0], rises[-1][1]
+    return (last["creates"] - first["creates"]) / max(last["t"] - first["t"], 1e-9)
 
 
 def finish(d: Deployment, name: str, dag_id: str, run_id: str, started: float, sampler: Sampler,

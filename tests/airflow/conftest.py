@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_DAGS = REPO / "dags"
-TEST_DAGS = Path(__file__).resolve().parent / "dags"
+# Shared with the deployment module (which the bench imports without this conftest).
+from deployment import EXAMPLE_DAGS, REPO, TEST_DAGS, _free_port  # noqa: F401
+
 AIRFLOW_BIN = Path(sys.executable).with_name("airflow")
 
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="akool-airflow-home-"))
@@ -183,14 +183,6 @@ def xcom_writes(dag_run) -> dict[str, list[str]]:
     for task_id, map_index, key in rows:
         out.setdefault(task_id if map_index < 0 else f"{task_id}[{map_index}]", []).append(key)
     return {k: sorted(v) for k, v in out.items()}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
